@@ -1,0 +1,35 @@
+//! `ai-processing`: embeddings for `memories` and travel-preference extraction from chat for
+//! TripSage (SPEC §6). Events arrive as signed webhooks from Postgres.
+
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
+
+pub struct AiProcessing;
+
+impl EdgeFunction for AiProcessing {
+    const NAME: &'static str = "ai-processing";
+    const REQUIRED: &'static [Capability] = &[
+        Capability::WebhookSignatures,
+        Capability::Supabase,
+        Capability::OpenAi,
+    ];
+    const OPTIONAL: &'static [Capability] = &[];
+
+    async fn handle(
+        &self,
+        delivery: &Delivery,
+        _config: &EdgeConfig,
+    ) -> Result<Outcome, EdgeError> {
+        // Embedding and chat events arrive with their own handlers.
+        Err(EdgeError::UnsupportedEvent(delivery.event.clone()))
+    }
+}
+
+/// The wasm export the Deno shim calls for every request.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub async fn handle(
+    request: web_sys::Request,
+    env: wasm_bindgen::JsValue,
+) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
+    shared::wasm::handle_request(&AiProcessing, request, env).await
+}

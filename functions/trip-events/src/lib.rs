@@ -1,0 +1,31 @@
+//! `trip-events`: collaboration and booking notifications, e-mail, and calendar sync for TripSage
+//! (SPEC §6). Events arrive as signed webhooks from Postgres.
+
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
+
+pub struct TripEvents;
+
+impl EdgeFunction for TripEvents {
+    const NAME: &'static str = "trip-events";
+    const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures, Capability::Supabase];
+    const OPTIONAL: &'static [Capability] = &[Capability::Email, Capability::CalendarSync];
+
+    async fn handle(
+        &self,
+        delivery: &Delivery,
+        _config: &EdgeConfig,
+    ) -> Result<Outcome, EdgeError> {
+        // Collaboration, booking and calendar events arrive with their own handlers.
+        Err(EdgeError::UnsupportedEvent(delivery.event.clone()))
+    }
+}
+
+/// The wasm export the Deno shim calls for every request.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub async fn handle(
+    request: web_sys::Request,
+    env: wasm_bindgen::JsValue,
+) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
+    shared::wasm::handle_request(&TripEvents, request, env).await
+}

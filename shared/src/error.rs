@@ -1,0 +1,274 @@
+//! The one error type of the edge functions, and the one place that maps errors to HTTP
+//! (SPEC §5). Retryable versus permanent is decided here, once.
+
+use std::fmt;
+
+use serde_json::json;
+
+use crate::config::{Capability, ConfigProblem};
+use crate::http::OutgoingResponse;
+use crate::signature::SignatureError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeError {
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    PayloadTooLarge,
+    NotConfigured {
+        capability: Capability,
+        problem: ConfigProblem,
+    },
+    Signature(SignatureError),
+    InvalidJson(String),
+    MissingField(String),
+    InvalidField {
+        field: String,
+        reason: String,
+    },
+    UnsupportedEvent(String),
+    /// PostgREST, OpenAI, e-mail or calendar failed. `status` is the upstream's, if it answered.
+    Upstream {
+        service: &'static str,
+        status: Option<u16>,
+        retry_after_seconds: Option<u64>,
+        message: String,
+    },
+    /// A bug: the details go to the log, the caller gets a correlation id.
+    Internal(String),
+}
+
+impl EdgeError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MethodNotAllowed { .. } => 405,
+            Self::PayloadTooLarge => 413,
+            Self::NotConfigured { .. } => 503,
+            Self::Signature(_) => 401,
+            Self::InvalidJson(_) | Self::MissingField(_) | Self::InvalidField { .. } => 400,
+            Self::UnsupportedEvent(_) => 422,
+            Self::Upstream { .. } if self.is_throttled() => 503,
+            Self::Upstream { .. } => 502,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotConfigured { .. } => "not_configured",
+            Self::Signature(error) => error.code(),
+            Self::InvalidJson(_) => "invalid_json",
+            Self::MissingField(_) => "missing_field",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::UnsupportedEvent(_) => "unsupported_event",
+            Self::Upstream { .. } if self.is_throttled() => "upstream_unavailable",
+            Self::Upstream { .. } => "upstream_error",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Whether the sender should deliver the same webhook again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::NotConfigured { .. } | Self::Upstream { .. } | Self::Internal(_)
+        )
+    }
+
+    /// The field a 400 is about.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::MissingField(field) | Self::InvalidField { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            Self::Upstream {
+                status: Some(429 | 503),
+                ..
+            } | Self::Upstream {
+                retry_after_seconds: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// The response for this error. `correlation_id` ties a 500 to its log line.
+    pub fn to_response(&self, correlation_id: &str) -> OutgoingResponse {
+        let mut error = json!({ "code": self.code(), "message": self.public_message() });
+        if let Some(field) = self.field() {
+            error["field"] = json!(field);
+        }
+        if let Self::Internal(_) = self {
+            error["correlation_id"] = json!(correlation_id);
+        }
+        let mut response = OutgoingResponse::json(self.status(), &json!({ "error": error }));
+        match self {
+            Self::MethodNotAllowed { allow } => response.headers.set("allow", *allow),
+            Self::Upstream {
+                retry_after_seconds: Some(seconds),
+                ..
+            } => response.headers.set("retry-after", seconds.to_string()),
+            _ => {}
+        }
+        response
+    }
+
+    /// What the caller may read: everything but a bug's details.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => {
+                "internal error; the function's log has the details under this correlation id"
+                    .to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for EdgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            Self::PayloadTooLarge => f.write_str("request body exceeds 1 MiB"),
+            Self::NotConfigured {
+                capability,
+                problem,
+            } => write!(f, "{} is not configured: {problem}", capability.name()),
+            Self::Signature(error) => write!(f, "webhook signature rejected: {error}"),
+            Self::InvalidJson(reason) => write!(f, "request body is not valid JSON: {reason}"),
+            Self::MissingField(field) => write!(f, "required field `{field}` is missing"),
+            Self::InvalidField { field, reason } => {
+                write!(f, "field `{field}` is invalid: {reason}")
+            }
+            Self::UnsupportedEvent(event) => {
+                write!(f, "event `{event}` is not handled by this function")
+            }
+            Self::Upstream {
+                service,
+                status,
+                message,
+                ..
+            } => match status {
+                Some(status) => write!(f, "{service} answered {status}: {message}"),
+                None => write!(f, "{service} could not be reached: {message}"),
+            },
+            Self::Internal(details) => write!(f, "internal error: {details}"),
+        }
+    }
+}
+
+impl std::error::Error for EdgeError {}
+
+impl From<SignatureError> for EdgeError {
+    fn from(error: SignatureError) -> Self {
+        Self::Signature(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: Option<u16>, retry_after_seconds: Option<u64>) -> EdgeError {
+        EdgeError::Upstream {
+            service: "openai",
+            status,
+            retry_after_seconds,
+            message: "x".into(),
+        }
+    }
+
+    #[test]
+    fn every_error_has_its_status_and_code() {
+        let cases = [
+            (
+                EdgeError::MethodNotAllowed { allow: "POST" },
+                405,
+                "method_not_allowed",
+            ),
+            (EdgeError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                EdgeError::Signature(SignatureError::NoMatchingSignature),
+                401,
+                "invalid_signature",
+            ),
+            (EdgeError::InvalidJson("eof".into()), 400, "invalid_json"),
+            (
+                EdgeError::MissingField("event".into()),
+                400,
+                "missing_field",
+            ),
+            (
+                EdgeError::UnsupportedEvent("x.y".into()),
+                422,
+                "unsupported_event",
+            ),
+            (upstream(Some(500), None), 502, "upstream_error"),
+            (upstream(None, None), 502, "upstream_error"),
+            (upstream(Some(429), Some(3)), 503, "upstream_unavailable"),
+            (EdgeError::Internal("bug".into()), 500, "internal_error"),
+            (
+                EdgeError::NotConfigured {
+                    capability: Capability::OpenAi,
+                    problem: ConfigProblem::Missing(vec!["OPENAI_API_KEY"]),
+                },
+                503,
+                "not_configured",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let response = error.to_response("req-1");
+            assert_eq!(response.status, status, "{error}");
+            let body = response.json_body().unwrap();
+            assert_eq!(body["error"]["code"], code);
+            assert!(body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    #[test]
+    fn headers_carry_allow_and_retry_after() {
+        let response = EdgeError::MethodNotAllowed {
+            allow: "POST, OPTIONS",
+        }
+        .to_response("r");
+        assert_eq!(response.headers.get("allow"), Some("POST, OPTIONS"));
+        let response = upstream(Some(429), Some(7)).to_response("r");
+        assert_eq!(response.headers.get("retry-after"), Some("7"));
+    }
+
+    #[test]
+    fn bugs_keep_their_details_out_of_the_response() {
+        let response =
+            EdgeError::Internal("index out of range in parser".into()).to_response("corr-9");
+        let body = response.json_body().unwrap();
+        assert_eq!(body["error"]["correlation_id"], "corr-9");
+        assert!(!String::from_utf8(response.body).unwrap().contains("parser"));
+    }
+
+    #[test]
+    fn bad_request_names_the_field() {
+        let body = EdgeError::MissingField("event".into())
+            .to_response("r")
+            .json_body()
+            .unwrap();
+        assert_eq!(body["error"]["field"], "event");
+        assert!(body["error"]["message"].as_str().unwrap().contains("event"));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retryable() {
+        assert!(upstream(Some(503), None).is_retryable());
+        assert!(EdgeError::Internal("x".into()).is_retryable());
+        assert!(!EdgeError::Signature(SignatureError::NoMatchingSignature).is_retryable());
+        assert!(!EdgeError::UnsupportedEvent("x".into()).is_retryable());
+        assert!(!EdgeError::MissingField("event".into()).is_retryable());
+    }
+}

@@ -1,0 +1,557 @@
+//! The HTTP contract both functions share (SPEC §5): CORS, `/health`, method and size limits,
+//! signature verification, parsing the event envelope, and turning the handler's result or error
+//! into a response and one log line.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::config::{Capability, ConfigProblem, EdgeConfig};
+use crate::error::EdgeError;
+use crate::http::{Body, IncomingRequest, OutgoingResponse};
+
+/// Every function answers this event with 200 and does nothing else (SQL `test_webhook`).
+pub const TEST_EVENT: &str = "test.webhook";
+pub const HEADER_EVENT: &str = "x-webhook-event";
+pub const HEADER_ATTEMPT: &str = "x-webhook-attempt";
+
+const CORS_HEADERS: [(&str, &str); 3] = [
+    ("access-control-allow-origin", "*"),
+    ("access-control-allow-methods", "GET, POST, OPTIONS"),
+    (
+        "access-control-allow-headers",
+        "authorization, x-client-info, apikey, content-type, webhook-id, webhook-timestamp, \
+         webhook-signature, x-webhook-event, x-webhook-attempt, x-webhook-signature",
+    ),
+];
+
+/// A verified webhook delivery: the event and its JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub event: String,
+    pub webhook_id: Option<String>,
+    pub attempt: Option<u32>,
+    pub payload: Map<String, Value>,
+}
+
+/// What a handler returns on success: extra fields of the 200 body.
+pub type Outcome = Map<String, Value>;
+
+/// One edge function: its name, the settings it needs, and its event handler.
+///
+/// Handlers run on wasm's single thread, so their futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait EdgeFunction {
+    const NAME: &'static str;
+    /// Without these `/health` reports `degraded`.
+    const REQUIRED: &'static [Capability];
+    /// Reported by `/health`; `disabled` when wholly unset.
+    const OPTIONAL: &'static [Capability];
+
+    /// Handles every event but [`TEST_EVENT`]; unknown events are `EdgeError::UnsupportedEvent`.
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError>;
+}
+
+/// Per-request facts from outside the pure core.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Unix seconds, for the signature's timestamp tolerance.
+    pub now: i64,
+    /// Correlates the response, the log line and a 500's body.
+    pub request_id: String,
+}
+
+/// One line per request; never a secret, never a body.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestLog {
+    pub level: &'static str,
+    pub function: &'static str,
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub event: Option<String>,
+    pub webhook_id: Option<String>,
+    pub status: u16,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RequestLog {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub response: OutgoingResponse,
+    pub log: RequestLog,
+}
+
+/// Answers one request. Never panics on any input; every failure becomes a response.
+pub async fn serve<F: EdgeFunction>(
+    function: &F,
+    request: IncomingRequest,
+    config: &EdgeConfig,
+    context: &RequestContext,
+) -> Served {
+    let mut log = RequestLog {
+        level: "info",
+        function: F::NAME,
+        request_id: context.request_id.clone(),
+        method: request.method.clone(),
+        path: request.path.clone(),
+        event: None,
+        webhook_id: None,
+        status: 0,
+        duration_ms: 0.0,
+        error_code: None,
+        error: None,
+    };
+    let result = route(function, &request, config, context, &mut log).await;
+    let mut response = result.unwrap_or_else(|error| {
+        log.level = if error.status() >= 500 {
+            "error"
+        } else {
+            "warn"
+        };
+        log.error_code = Some(error.code());
+        log.error = Some(error.to_string());
+        error.to_response(&context.request_id)
+    });
+    for (name, value) in CORS_HEADERS {
+        response.headers.set(name, value);
+    }
+    response
+        .headers
+        .set("x-request-id", context.request_id.as_str());
+    log.status = response.status;
+    Served { response, log }
+}
+
+async fn route<F: EdgeFunction>(
+    function: &F,
+    request: &IncomingRequest,
+    config: &EdgeConfig,
+    context: &RequestContext,
+    log: &mut RequestLog,
+) -> Result<OutgoingResponse, EdgeError> {
+    let is_health = request.path.trim_end_matches('/').ends_with("/health");
+    match (request.method.as_str(), is_health) {
+        ("OPTIONS", _) => Ok(OutgoingResponse::empty(204)),
+        ("GET" | "HEAD", true) => Ok(health::<F>(config)),
+        (_, true) => Err(EdgeError::MethodNotAllowed {
+            allow: "GET, OPTIONS",
+        }),
+        ("POST", false) => deliver(function, request, config, context, log).await,
+        (_, false) => Err(EdgeError::MethodNotAllowed {
+            allow: "POST, OPTIONS",
+        }),
+    }
+}
+
+async fn deliver<F: EdgeFunction>(
+    function: &F,
+    request: &IncomingRequest,
+    config: &EdgeConfig,
+    context: &RequestContext,
+    log: &mut RequestLog,
+) -> Result<OutgoingResponse, EdgeError> {
+    let Body::Bytes(body) = &request.body else {
+        return Err(EdgeError::PayloadTooLarge);
+    };
+    let verified = config
+        .webhook_verifier()?
+        .verify(&request.headers, body, context.now)?;
+    log.webhook_id.clone_from(&verified.webhook_id);
+    let delivery = parse_delivery(request, body, verified.webhook_id)?;
+    log.event = Some(delivery.event.clone());
+
+    let outcome = if delivery.event == TEST_EVENT {
+        Outcome::from_iter([("function".to_owned(), json!(F::NAME))])
+    } else {
+        function.handle(&delivery, config).await?
+    };
+    let mut body = json!({
+        "ok": true,
+        "event": delivery.event,
+        "webhook_id": delivery.webhook_id,
+    });
+    body.as_object_mut()
+        .expect("built as an object")
+        .extend(outcome);
+    Ok(OutgoingResponse::json(200, &body))
+}
+
+/// The envelope: a JSON object whose `event` agrees with `X-Webhook-Event` (either may be absent,
+/// not both).
+fn parse_delivery(
+    request: &IncomingRequest,
+    body: &[u8],
+    webhook_id: Option<String>,
+) -> Result<Delivery, EdgeError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| EdgeError::InvalidJson(error.to_string()))?;
+    let Value::Object(payload) = value else {
+        return Err(EdgeError::InvalidJson("expected a JSON object".to_owned()));
+    };
+    let body_event = match payload.get("event") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(event)) if !event.trim().is_empty() => Some(event.as_str()),
+        Some(_) => return Err(invalid_field("event", "must be a non-empty string")),
+    };
+    let header_event = request
+        .headers
+        .get(HEADER_EVENT)
+        .map(str::trim)
+        .filter(|event| !event.is_empty());
+    let event = match (body_event, header_event) {
+        (Some(body), Some(header)) if body != header => {
+            return Err(invalid_field(
+                "event",
+                &format!("the body says `{body}` but X-Webhook-Event says `{header}`"),
+            ))
+        }
+        (Some(event), _) | (None, Some(event)) => event.to_owned(),
+        (None, None) => return Err(EdgeError::MissingField("event".to_owned())),
+    };
+    let attempt = match request.headers.get(HEADER_ATTEMPT) {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse()
+                .map_err(|_| invalid_field("X-Webhook-Attempt", "must be a positive integer"))?,
+        ),
+    };
+    Ok(Delivery {
+        event,
+        webhook_id,
+        attempt,
+        payload,
+    })
+}
+
+fn invalid_field(field: &str, reason: &str) -> EdgeError {
+    EdgeError::InvalidField {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn health<F: EdgeFunction>(config: &EdgeConfig) -> OutgoingResponse {
+    let mut checks = Map::new();
+    let mut missing: Vec<&'static str> = Vec::new();
+    for (capability, required) in F::REQUIRED
+        .iter()
+        .map(|c| (*c, true))
+        .chain(F::OPTIONAL.iter().map(|c| (*c, false)))
+    {
+        let check = match config.problem(capability) {
+            None => "ok".to_owned(),
+            Some(ConfigProblem::Missing(variables))
+                if !required && variables.len() == capability.variables().len() =>
+            {
+                "disabled".to_owned()
+            }
+            Some(problem) => {
+                missing.extend(problem.variables());
+                problem.to_string()
+            }
+        };
+        checks.insert(capability.name().to_owned(), json!(check));
+    }
+    let status = if missing.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    OutgoingResponse::json(
+        200,
+        &json!({
+            "status": status,
+            "function": F::NAME,
+            "version": env!("CARGO_PKG_VERSION"),
+            "checks": checks,
+            "missing": missing,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::signature::{WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const NOW: i64 = 1_700_000_000;
+
+    /// Handles `echo.event` and refuses everything else, like a real function.
+    struct EchoFunction;
+
+    impl EdgeFunction for EchoFunction {
+        const NAME: &'static str = "echo";
+        const REQUIRED: &'static [Capability] =
+            &[Capability::WebhookSignatures, Capability::Supabase];
+        const OPTIONAL: &'static [Capability] = &[Capability::Email];
+
+        async fn handle(
+            &self,
+            delivery: &Delivery,
+            config: &EdgeConfig,
+        ) -> Result<Outcome, EdgeError> {
+            match delivery.event.as_str() {
+                "echo.event" => {
+                    config.supabase()?;
+                    Ok(Outcome::from_iter([(
+                        "echoed".to_owned(),
+                        Value::Object(delivery.payload.clone()),
+                    )]))
+                }
+                other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
+            }
+        }
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> EdgeConfig {
+        let env: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        EdgeConfig::from_env(|name| env.get(name).cloned())
+    }
+
+    fn full_config() -> EdgeConfig {
+        config(&[
+            ("WEBHOOK_SECRET", SECRET),
+            ("SUPABASE_URL", "http://127.0.0.1:54321"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "service-role-value"),
+        ])
+    }
+
+    fn signed(body: &str) -> IncomingRequest {
+        let signature = WebhookSecret::parse(SECRET)
+            .unwrap()
+            .sign("msg_1", NOW, body.as_bytes());
+        IncomingRequest::new("POST", "/echo")
+            .with_header(HEADER_ID, "msg_1")
+            .with_header(HEADER_TIMESTAMP, &NOW.to_string())
+            .with_header(HEADER_SIGNATURE, &signature)
+            .with_body(body)
+    }
+
+    fn serve_with(request: IncomingRequest, config: &EdgeConfig) -> Served {
+        let context = RequestContext {
+            now: NOW,
+            request_id: "req-1".to_owned(),
+        };
+        futures::executor::block_on(serve(&EchoFunction, request, config, &context))
+    }
+
+    fn error_code(served: &Served) -> String {
+        served.response.json_body().unwrap()["error"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn options_is_204_with_cors_everywhere() {
+        let served = serve_with(
+            IncomingRequest::new("OPTIONS", "/echo/anything"),
+            &config(&[]),
+        );
+        assert_eq!(served.response.status, 204);
+        assert!(served.response.body.is_empty());
+        assert_eq!(
+            served.response.headers.get("access-control-allow-origin"),
+            Some("*")
+        );
+        let error = serve_with(IncomingRequest::new("DELETE", "/echo"), &config(&[]));
+        assert_eq!(
+            error.response.headers.get("access-control-allow-origin"),
+            Some("*")
+        );
+        assert_eq!(error.response.headers.get("x-request-id"), Some("req-1"));
+    }
+
+    #[test]
+    fn health_is_healthy_when_required_config_is_there() {
+        let served = serve_with(IncomingRequest::new("GET", "/echo/health"), &full_config());
+        assert_eq!(served.response.status, 200);
+        let body = served.response.json_body().unwrap();
+        assert_eq!(body["status"], "healthy");
+        assert_eq!(body["function"], "echo");
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(body["checks"]["supabase"], "ok");
+        assert_eq!(body["checks"]["email"], "disabled");
+    }
+
+    #[test]
+    fn health_names_missing_config_when_degraded() {
+        let served = serve_with(
+            IncomingRequest::new("GET", "/echo/health/"),
+            &config(&[("WEBHOOK_SECRET", SECRET), ("RESEND_API_KEY", "re_x")]),
+        );
+        let body = served.response.json_body().unwrap();
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(
+            body["missing"],
+            json!(["SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "EMAIL_FROM"])
+        );
+        assert_eq!(body["checks"]["email"], "missing EMAIL_FROM");
+        assert!(!served.response.body.windows(4).any(|w| w == b"re_x"));
+    }
+
+    #[test]
+    fn wrong_methods_get_405_with_allow() {
+        for (method, path, allow) in [
+            ("GET", "/echo", "POST, OPTIONS"),
+            ("PUT", "/echo", "POST, OPTIONS"),
+            ("POST", "/echo/health", "GET, OPTIONS"),
+        ] {
+            let served = serve_with(IncomingRequest::new(method, path), &full_config());
+            assert_eq!(served.response.status, 405, "{method} {path}");
+            assert_eq!(served.response.headers.get("allow"), Some(allow));
+        }
+    }
+
+    #[test]
+    fn signed_test_webhook_is_200_without_calling_the_handler() {
+        // EchoFunction would refuse `test.webhook`; the shared contract answers it.
+        let served = serve_with(signed(r#"{"event":"test.webhook"}"#), &full_config());
+        assert_eq!(served.response.status, 200);
+        let body = served.response.json_body().unwrap();
+        assert_eq!(
+            body,
+            json!({"ok": true, "event": "test.webhook", "webhook_id": "msg_1", "function": "echo"})
+        );
+        assert_eq!(served.log.event.as_deref(), Some("test.webhook"));
+        assert_eq!(served.log.webhook_id.as_deref(), Some("msg_1"));
+        assert_eq!(served.log.status, 200);
+    }
+
+    #[test]
+    fn handler_results_are_merged_into_the_body() {
+        let served = serve_with(signed(r#"{"event":"echo.event","n":1}"#), &full_config());
+        let body = served.response.json_body().unwrap();
+        assert_eq!(body["ok"], true);
+        assert_eq!(body["echoed"]["n"], 1);
+    }
+
+    #[test]
+    fn unsigned_or_tampered_requests_get_401() {
+        let unsigned =
+            IncomingRequest::new("POST", "/echo").with_body(r#"{"event":"test.webhook"}"#);
+        let served = serve_with(unsigned, &full_config());
+        assert_eq!(served.response.status, 401);
+        assert_eq!(error_code(&served), "missing_signature_header");
+
+        let mut tampered = signed(r#"{"event":"test.webhook"}"#);
+        tampered.body = Body::Bytes(br#"{"event":"test.webhooK"}"#.to_vec());
+        let served = serve_with(tampered, &full_config());
+        assert_eq!(served.response.status, 401);
+        assert_eq!(error_code(&served), "invalid_signature");
+        assert_eq!(served.log.level, "warn");
+    }
+
+    #[test]
+    fn oversized_body_gets_413_before_anything_else() {
+        let request = IncomingRequest::new("POST", "/echo").with_body(vec![b'x'; 2 << 20]);
+        let served = serve_with(request, &config(&[]));
+        assert_eq!(served.response.status, 413);
+    }
+
+    #[test]
+    fn missing_webhook_secret_is_503_not_configured() {
+        let served = serve_with(signed(r#"{"event":"test.webhook"}"#), &config(&[]));
+        assert_eq!(served.response.status, 503);
+        assert_eq!(error_code(&served), "not_configured");
+        let message = served.response.json_body().unwrap()["error"]["message"].clone();
+        assert!(message.as_str().unwrap().contains("WEBHOOK_SECRET"));
+    }
+
+    #[test]
+    fn missing_handler_config_is_503_and_names_it() {
+        let served = serve_with(
+            signed(r#"{"event":"echo.event"}"#),
+            &config(&[("WEBHOOK_SECRET", SECRET)]),
+        );
+        assert_eq!(served.response.status, 503);
+        assert_eq!(error_code(&served), "not_configured");
+        assert_eq!(served.log.level, "error");
+    }
+
+    #[test]
+    fn bad_bodies_get_400_naming_the_problem() {
+        let cases = [
+            ("not json", "invalid_json", None),
+            ("[1,2]", "invalid_json", None),
+            (r#"{"trip_id":1}"#, "missing_field", Some("event")),
+            (r#"{"event":42}"#, "invalid_field", Some("event")),
+            (r#"{"event":""}"#, "invalid_field", Some("event")),
+        ];
+        for (body, code, field) in cases {
+            let served = serve_with(signed(body), &full_config());
+            assert_eq!(served.response.status, 400, "{body}");
+            let error = &served.response.json_body().unwrap()["error"];
+            assert_eq!(error["code"], code, "{body}");
+            assert_eq!(error["field"].as_str(), field, "{body}");
+        }
+    }
+
+    #[test]
+    fn event_header_and_body_must_agree() {
+        let agreeing =
+            signed(r#"{"event":"test.webhook"}"#).with_header(HEADER_EVENT, "test.webhook");
+        assert_eq!(serve_with(agreeing, &full_config()).response.status, 200);
+        let header_only = signed(r#"{"trip_id":"t"}"#).with_header(HEADER_EVENT, "test.webhook");
+        assert_eq!(serve_with(header_only, &full_config()).response.status, 200);
+        let disagreeing =
+            signed(r#"{"event":"test.webhook"}"#).with_header(HEADER_EVENT, "echo.event");
+        let served = serve_with(disagreeing, &full_config());
+        assert_eq!(served.response.status, 400);
+        assert_eq!(
+            served.response.json_body().unwrap()["error"]["field"],
+            "event"
+        );
+    }
+
+    #[test]
+    fn attempt_header_is_parsed_or_refused() {
+        let bad = signed(r#"{"event":"test.webhook"}"#).with_header(HEADER_ATTEMPT, "first");
+        let served = serve_with(bad, &full_config());
+        assert_eq!(served.response.status, 400);
+        assert_eq!(
+            served.response.json_body().unwrap()["error"]["field"],
+            "X-Webhook-Attempt"
+        );
+    }
+
+    #[test]
+    fn unknown_events_get_422() {
+        let served = serve_with(signed(r#"{"event":"trip.deleted"}"#), &full_config());
+        assert_eq!(served.response.status, 422);
+        assert_eq!(error_code(&served), "unsupported_event");
+    }
+
+    #[test]
+    fn log_line_is_json_without_secrets_or_body() {
+        let served = serve_with(
+            signed(r#"{"event":"echo.event","private":"passport-123"}"#),
+            &full_config(),
+        );
+        let line = served.log.to_json();
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["function"], "echo");
+        assert_eq!(parsed["event"], "echo.event");
+        assert_eq!(parsed["webhook_id"], "msg_1");
+        assert_eq!(parsed["status"], 200);
+        for secret in ["MfKQ9r8G", "service-role-value", "passport-123"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+    }
+}

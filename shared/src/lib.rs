@@ -1,0 +1,16 @@
+//! What both TripSage edge functions share: webhook signature verification, configuration, the
+//! HTTP contract of SPEC §5 and its single error type, and (on wasm) the seam to JavaScript.
+
+pub mod config;
+pub mod error;
+pub mod function;
+pub mod http;
+pub mod signature;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use config::{Capability, EdgeConfig};
+pub use error::EdgeError;
+pub use function::{serve, Delivery, EdgeFunction, Outcome, RequestContext};
+pub use http::{IncomingRequest, OutgoingResponse};
+pub use signature::{WebhookSecret, WebhookVerifier};

@@ -1,0 +1,130 @@
+//! The seam between JavaScript and Rust: converts the shim's `Request` and environment into plain
+//! Rust values, runs [`serve`], logs, and converts the result back into a `Response`. Nothing else
+//! touches JS types.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ReadableStreamDefaultReader, Request, Response, ResponseInit, Url};
+
+use crate::config::EdgeConfig;
+use crate::function::{serve, EdgeFunction, RequestContext};
+use crate::http::{Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
+
+/// Handles one request for `function`; `env` is the shim's `Deno.env.toObject()`.
+pub async fn handle_request<F: EdgeFunction>(
+    function: &F,
+    request: Request,
+    env: JsValue,
+) -> Result<Response, JsValue> {
+    let started = js_sys::Date::now();
+    let incoming = read_request(&request).await?;
+    let config = EdgeConfig::from_env(|name| env_var(&env, name));
+    let context = RequestContext {
+        now: (started / 1000.0).floor() as i64,
+        request_id: new_request_id(),
+    };
+    let mut served = serve(function, incoming, &config, &context).await;
+    served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
+    web_sys::console::log_1(&served.log.to_json().into());
+    write_response(&served.response)
+}
+
+/// Converts a JS `Request`, reading at most [`MAX_BODY_BYTES`] of its body.
+pub async fn read_request(request: &Request) -> Result<IncomingRequest, JsValue> {
+    let path = Url::new(&request.url())?.pathname();
+    let headers = read_headers(&request.headers())?;
+    let body = if IncomingRequest::declares_too_large_body(&headers) {
+        Body::TooLarge
+    } else {
+        read_body(request).await?
+    };
+    Ok(IncomingRequest {
+        method: request.method().to_ascii_uppercase(),
+        path,
+        headers,
+        body,
+    })
+}
+
+fn read_headers(js_headers: &web_sys::Headers) -> Result<Headers, JsValue> {
+    let mut headers = Headers::new();
+    let entries = js_sys::try_iter(js_headers)?
+        .ok_or_else(|| JsValue::from_str("Headers is not iterable"))?;
+    for entry in entries {
+        let pair: Array = entry?.unchecked_into();
+        let name = pair.get(0).as_string().unwrap_or_default();
+        let value = pair.get(1).as_string().unwrap_or_default();
+        headers.append(&name, value);
+    }
+    Ok(headers)
+}
+
+async fn read_body(request: &Request) -> Result<Body, JsValue> {
+    let Some(stream) = request.body() else {
+        return Ok(Body::Bytes(Vec::new()));
+    };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&chunk, &"done".into())?.is_truthy() {
+            return Ok(Body::Bytes(bytes));
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into())?.unchecked_into();
+        if bytes.len() + value.length() as usize > MAX_BODY_BYTES {
+            // Stop reading: the rest of an oversized body is never buffered.
+            let _ = JsFuture::from(reader.cancel()).await;
+            return Ok(Body::TooLarge);
+        }
+        bytes.extend_from_slice(&value.to_vec());
+    }
+}
+
+/// Converts a plain response into a JS `Response`.
+pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in response.headers.iter() {
+        headers.append(name, value)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(response.status);
+    init.set_headers(&headers);
+    if response.body.is_empty() {
+        // 204 and friends must not have a body at all, not even an empty one.
+        Response::new_with_opt_str_and_init(None, &init)
+    } else {
+        let body = Uint8Array::from(response.body.as_slice());
+        Response::new_with_opt_buffer_source_and_init(Some(&body), &init)
+    }
+}
+
+/// The environment object as a map (tests and diagnostics).
+pub fn env_map(env: &JsValue) -> BTreeMap<String, String> {
+    let Some(object) = env.dyn_ref::<Object>() else {
+        return BTreeMap::new();
+    };
+    Object::entries(object)
+        .iter()
+        .filter_map(|entry| {
+            let pair: Array = entry.unchecked_into();
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
+}
+
+fn env_var(env: &JsValue, name: &str) -> Option<String> {
+    if !env.is_object() {
+        return None;
+    }
+    Reflect::get(env, &JsValue::from_str(name))
+        .ok()?
+        .as_string()
+}
+
+fn new_request_id() -> String {
+    let part = || (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
+    format!("{:08x}{:08x}", part(), part())
+}
