@@ -1,1 +1,232 @@
-fn main() {}
+//! `local-stack`: runs TripSage Edge on one machine without Docker, on the Supabase CLI's ports.
+//! For now: the API gateway with both edge functions behind `/functions/v1/<name>`.
+
+mod functions;
+mod gateway;
+mod keys;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use functions::{read_specs, RunningFunction};
+use gateway::Gateway;
+use tokio::signal::unix::{signal, SignalKind};
+
+const USAGE: &str = "\
+usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH]
+
+  --port PORT      API gateway port on 127.0.0.1 (default 54321, as the Supabase CLI)
+  --project DIR    the project root holding supabase/ (default: current directory)
+  --env-file FILE  extra environment for the functions (default: supabase/functions/.env if present)
+  --deno PATH      the Deno binary (default: node_modules/.bin/deno, then deno on PATH)";
+
+struct Options {
+    port: u16,
+    project: PathBuf,
+    env_file: Option<PathBuf>,
+    deno: Option<PathBuf>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        port: 54321,
+        project: PathBuf::from("."),
+        env_file: None,
+        deno: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--port" => options.port = value()?.parse().map_err(|_| "--port: not a port")?,
+            "--project" => options.project = value()?.into(),
+            "--env-file" => options.env_file = Some(value()?.into()),
+            "--deno" => options.deno = Some(value()?.into()),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("local-stack: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let supabase_dir = options.project.join("supabase");
+    let specs = read_specs(&supabase_dir)?;
+    let deno = options
+        .deno
+        .clone()
+        .unwrap_or_else(|| default_deno(&options.project));
+    let api_url = format!("http://127.0.0.1:{}", options.port);
+    let env = function_env(&api_url, &supabase_dir, options.env_file.as_deref())?;
+
+    // Bind first: a busy port should fail before any process starts.
+    let address = SocketAddr::from((IpAddr::V4(Ipv4Addr::LOCALHOST), options.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+
+    let mut running = Vec::new();
+    for spec in &specs {
+        let function = RunningFunction::start(&deno, spec, &env).map_err(|error| {
+            format!(
+                "cannot start {} with {}: {error}",
+                spec.name,
+                deno.display()
+            )
+        })?;
+        running.push(function);
+    }
+    for function in &mut running {
+        if let Err(message) = function.wait_ready(Duration::from_secs(30)).await {
+            stop_all(running).await;
+            return Err(message);
+        }
+    }
+    let ports = running.iter().map(|f| (f.name.clone(), f.port)).collect();
+    print_status(&api_url, &running);
+
+    let server = axum::serve(listener, Gateway::new(ports).router())
+        .with_graceful_shutdown(shutdown_signal());
+    let served = server.await.map_err(|error| error.to_string());
+    println!("Stopping the local stack…");
+    stop_all(running).await;
+    served
+}
+
+async fn stop_all(running: Vec<RunningFunction>) {
+    for function in running {
+        function.stop().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn default_deno(project: &Path) -> PathBuf {
+    let local = project.join("node_modules/.bin/deno");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("deno")
+    }
+}
+
+/// What a deployed function would get, pointed at this stack, then the env file's overrides.
+fn function_env(
+    api_url: &str,
+    supabase_dir: &Path,
+    env_file: Option<&Path>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = BTreeMap::from([
+        ("SUPABASE_URL".to_owned(), api_url.to_owned()),
+        ("SUPABASE_ANON_KEY".to_owned(), keys::role_key("anon")),
+        (
+            "SUPABASE_SERVICE_ROLE_KEY".to_owned(),
+            keys::role_key("service_role"),
+        ),
+        ("WEBHOOK_SECRET".to_owned(), keys::WEBHOOK_SECRET.to_owned()),
+    ]);
+    let default_file = supabase_dir.join("functions/.env");
+    let file = match env_file {
+        Some(file) => Some(file.to_owned()),
+        None => default_file.exists().then_some(default_file),
+    };
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+        env.extend(parse_env_file(&text));
+    }
+    Ok(env)
+}
+
+/// `NAME=value` lines; `#` comments, blank lines and surrounding quotes as in dotenv files.
+fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line
+                .strip_prefix("export ")
+                .unwrap_or(line)
+                .split_once('=')?;
+            let value = value.trim();
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            Some((name.trim().to_owned(), unquoted.to_owned()))
+        })
+        .collect()
+}
+
+fn print_status(api_url: &str, running: &[RunningFunction]) {
+    println!("TripSage Edge local stack is running (local development credentials only).\n");
+    println!("         API URL: {api_url}");
+    println!("   Functions URL: {api_url}/functions/v1");
+    println!("      JWT secret: {}", keys::JWT_SECRET);
+    println!("        anon key: {}", keys::role_key("anon"));
+    println!("service_role key: {}", keys::role_key("service_role"));
+    println!("  webhook secret: {}\n", keys::WEBHOOK_SECRET);
+    for function in running {
+        println!(
+            "  {:<14} {api_url}/functions/v1/{}",
+            function.name, function.name
+        );
+    }
+    println!("\nPress Ctrl-C to stop.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_parse_like_dotenv() {
+        let parsed = parse_env_file(
+            "# comment\n\nOPENAI_API_KEY=sk-1\nexport EMAIL_FROM=\"Trips <t@x.io>\"\nAPP_URL='http://x'\nnot a pair\n",
+        );
+        assert_eq!(
+            parsed,
+            vec![
+                ("OPENAI_API_KEY".to_owned(), "sk-1".to_owned()),
+                ("EMAIL_FROM".to_owned(), "Trips <t@x.io>".to_owned()),
+                ("APP_URL".to_owned(), "http://x".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn functions_get_the_stack_url_and_keys() {
+        let env = function_env("http://127.0.0.1:9", Path::new("/nonexistent"), None).unwrap();
+        assert_eq!(env["SUPABASE_URL"], "http://127.0.0.1:9");
+        assert_eq!(env["WEBHOOK_SECRET"], keys::WEBHOOK_SECRET);
+        assert!(env["SUPABASE_SERVICE_ROLE_KEY"].starts_with("eyJ"));
+    }
+}

@@ -128,3 +128,58 @@ fn new_request_id() -> String {
     let part = || (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
     format!("{:08x}{:08x}", part(), part())
 }
+
+/// Builders for wasm tests of a function's `handle` export.
+#[cfg(feature = "test-support")]
+pub mod test_support {
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::JsValue;
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{Request, RequestInit, Response};
+
+    use crate::signature::WebhookSecret;
+
+    /// A POST signed with Standard Webhooks at the current JS time.
+    pub fn signed_request(url: &str, secret: &str, webhook_id: &str, body: &str) -> Request {
+        let now = (js_sys::Date::now() / 1000.0) as i64;
+        let signature = WebhookSecret::parse(secret).expect("test secret").sign(
+            webhook_id,
+            now,
+            body.as_bytes(),
+        );
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(body));
+        let request = Request::new_with_str_and_init(url, &init).expect("request");
+        let headers = request.headers();
+        for (name, value) in [
+            ("webhook-id", webhook_id),
+            ("webhook-timestamp", &now.to_string()),
+            ("webhook-signature", &signature),
+            ("content-type", "application/json"),
+        ] {
+            headers.set(name, value).expect("header");
+        }
+        request
+    }
+
+    /// An environment object like the shim's `Deno.env.toObject()`.
+    pub fn env(pairs: &[(&str, &str)]) -> JsValue {
+        let env = Object::new();
+        for (name, value) in pairs {
+            Reflect::set(&env, &(*name).into(), &(*value).into()).expect("env");
+        }
+        env.into()
+    }
+
+    /// Status and JSON body of a response.
+    pub async fn json(response: Response) -> (u16, serde_json::Value) {
+        let text = JsFuture::from(response.text().expect("text"))
+            .await
+            .expect("body")
+            .as_string()
+            .unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (response.status(), value)
+    }
+}

@@ -1,0 +1,236 @@
+//! The edge functions of `supabase/config.toml`, each running its real Deno shim in its own
+//! process on a loopback port, as `supabase functions serve` runs them in workers.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// What `supabase/config.toml` says about one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// The shim, resolved against the `supabase/` directory.
+    pub entrypoint: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct ConfigToml {
+    #[serde(default)]
+    functions: BTreeMap<String, FunctionToml>,
+}
+
+#[derive(Deserialize)]
+struct FunctionToml {
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    entrypoint: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// The enabled functions of `<supabase_dir>/config.toml`, in name order.
+pub fn read_specs(supabase_dir: &Path) -> Result<Vec<FunctionSpec>, String> {
+    let path = supabase_dir.join("config.toml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let config: ConfigToml =
+        toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+    Ok(config
+        .functions
+        .into_iter()
+        .filter(|(_, function)| function.enabled)
+        .map(|(name, function)| {
+            let entrypoint = match function.entrypoint {
+                Some(entrypoint) => supabase_dir.join(entrypoint),
+                None => supabase_dir.join("functions").join(&name).join("index.ts"),
+            };
+            FunctionSpec { name, entrypoint }
+        })
+        .collect())
+}
+
+/// A function's Deno process.
+pub struct RunningFunction {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+}
+
+impl RunningFunction {
+    /// Starts the shim with `env` (and nothing else of ours) on a free loopback port.
+    pub fn start(
+        deno: &Path,
+        spec: &FunctionSpec,
+        env: &BTreeMap<String, String>,
+    ) -> io::Result<Self> {
+        let port = free_port()?;
+        let directory = spec.entrypoint.parent().unwrap_or(Path::new("."));
+        let mut command = Command::new(deno);
+        command
+            .arg("run")
+            .arg("--quiet")
+            .arg("--no-prompt")
+            .arg("--allow-net")
+            .arg("--allow-env")
+            .arg(format!("--allow-read={}", directory.display()))
+            .arg(&spec.entrypoint)
+            .env_clear()
+            .envs(inherited_basics())
+            .envs(env)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        stop_with_parent(&mut command);
+        let mut child = command.spawn()?;
+        prefix_output(&spec.name, child.stdout.take());
+        prefix_output(&spec.name, child.stderr.take());
+        Ok(Self {
+            name: spec.name.clone(),
+            port,
+            child,
+        })
+    }
+
+    /// Waits until the function accepts connections, failing if its process ends first.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("{} exited during start-up ({status})", self.name));
+            }
+            if TcpStream::connect(address).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not listen within {timeout:?}", self.name));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Asks the process to stop, then kills it if it has not within two seconds.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            send_sigterm(pid);
+            if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+/// What Deno itself needs from our environment (its cache lives under HOME).
+fn inherited_basics() -> impl Iterator<Item = (String, String)> {
+    ["PATH", "HOME", "DENO_DIR", "TMPDIR"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Copies a child's output lines to ours, each prefixed with the function's name.
+fn prefix_output(name: &str, stream: Option<impl AsyncRead + Unpin + Send + 'static>) {
+    let Some(stream) = stream else { return };
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            println!("[{name}] {line}");
+        }
+    });
+}
+
+#[allow(unsafe_code)]
+fn send_sigterm(pid: i32) {
+    // SAFETY: kill(2) with a pid we spawned and still own; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// Makes the kernel stop the child when this process dies, even by SIGKILL, so no function
+/// outlives the stack.
+#[allow(unsafe_code)]
+fn stop_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_enabled_functions_and_their_entrypoints() {
+        let dir = std::env::temp_dir().join(format!("local-stack-specs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            r#"
+project_id = "x"
+[functions.b-fn]
+entrypoint = "./functions/b-fn/main.ts"
+[functions.a-fn]
+verify_jwt = false
+[functions.off]
+enabled = false
+"#,
+        )
+        .unwrap();
+        let specs = read_specs(&dir).unwrap();
+        assert_eq!(
+            specs,
+            vec![
+                FunctionSpec {
+                    name: "a-fn".into(),
+                    entrypoint: dir.join("functions/a-fn/index.ts"),
+                },
+                FunctionSpec {
+                    name: "b-fn".into(),
+                    entrypoint: dir.join("./functions/b-fn/main.ts"),
+                },
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_projects_config_lists_both_functions() {
+        let supabase = Path::new(env!("CARGO_MANIFEST_DIR")).join("../supabase");
+        let names: Vec<String> = read_specs(&supabase)
+            .unwrap()
+            .into_iter()
+            .map(|spec| spec.name)
+            .collect();
+        assert_eq!(names, ["ai-processing", "trip-events"]);
+    }
+}

@@ -1,0 +1,151 @@
+//! The API gateway on `127.0.0.1:54321`: `/functions/v1/<name>/…` is passed to that function's
+//! process with the path the function sees on Supabase (`/<name>/…`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+const FUNCTIONS_PREFIX: &str = "/functions/v1/";
+
+/// Headers that describe one connection, not the message, and so are not forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+#[derive(Clone)]
+pub struct Gateway {
+    /// Function name → loopback port of its process.
+    functions: Arc<BTreeMap<String, u16>>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl Gateway {
+    pub fn new(functions: BTreeMap<String, u16>) -> Self {
+        Self {
+            functions: Arc::new(functions),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn router(self) -> Router {
+        Router::new().fallback(route).with_state(self)
+    }
+}
+
+async fn route(State(gateway): State<Gateway>, request: Request) -> Response {
+    let Some(target) = function_target(request.uri()) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
+    };
+    let Some(port) = gateway.functions.get(target.name).copied() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "function_not_found",
+            &format!("no function named `{}`", target.name),
+        );
+    };
+    let upstream = format!("http://127.0.0.1:{port}{}", target.path_and_query);
+    forward(&gateway.client, request, &upstream).await
+}
+
+struct FunctionTarget<'a> {
+    name: &'a str,
+    /// `/<name>/rest?query`, the path the function sees on Supabase.
+    path_and_query: String,
+}
+
+fn function_target(uri: &Uri) -> Option<FunctionTarget<'_>> {
+    let rest = uri.path().strip_prefix(FUNCTIONS_PREFIX)?;
+    let name = rest.split('/').next().filter(|name| !name.is_empty())?;
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some(FunctionTarget {
+        name,
+        path_and_query: format!("/{rest}{query}"),
+    })
+}
+
+async fn forward(
+    client: &Client<HttpConnector, Body>,
+    request: Request,
+    upstream: &str,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(uri) = upstream.parse::<Uri>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            "the path is not a valid URI",
+        );
+    };
+    parts.uri = uri;
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(header::HOST);
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(name);
+            }
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(failure) => error(
+            StatusCode::BAD_GATEWAY,
+            "function_unreachable",
+            &format!("the function did not answer: {failure}"),
+        ),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-served-by",
+        HeaderValue::from_static("tripsage-local-stack"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &str) -> Option<(String, String)> {
+        let uri: Uri = uri.parse().unwrap();
+        function_target(&uri).map(|t| (t.name.to_owned(), t.path_and_query))
+    }
+
+    #[test]
+    fn function_paths_map_to_what_supabase_passes_the_function() {
+        assert_eq!(
+            target("/functions/v1/trip-events"),
+            Some(("trip-events".into(), "/trip-events".into()))
+        );
+        assert_eq!(
+            target("/functions/v1/trip-events/health?verbose=1"),
+            Some(("trip-events".into(), "/trip-events/health?verbose=1".into()))
+        );
+        assert_eq!(target("/functions/v1/"), None);
+        assert_eq!(target("/rest/v1/trips"), None);
+    }
+}
