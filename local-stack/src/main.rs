@@ -196,8 +196,8 @@ fn print_status(api_url: &str, running: &[RunningFunction]) {
     println!("  webhook secret: {}\n", keys::WEBHOOK_SECRET);
     for function in running {
         println!(
-            "  {:<14} {api_url}/functions/v1/{}",
-            function.name, function.name
+            "  {:<14} {api_url}/functions/v1/{}  (Deno on 127.0.0.1:{})",
+            function.name, function.name, function.port
         );
     }
     println!("\nPress Ctrl-C to stop.");

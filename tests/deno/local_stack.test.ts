@@ -1,0 +1,59 @@
+// The main command's server: both functions behind the gateway at /functions/v1/<name>, with the
+// local webhook secret the stack prints, and nothing left running after it stops.
+import assert from "node:assert/strict";
+import { FUNCTIONS, jsonOf, signedPost, startStack } from "./support.ts";
+
+Deno.test("local stack: both functions answer through /functions/v1", async (t) => {
+  const stack = await startStack();
+  let stopped = false;
+  try {
+    const secret = stack.output
+      .map((line) => line.match(/webhook secret: (whsec_\S+)/)?.[1])
+      .find(Boolean);
+    assert.ok(secret, `the stack prints its webhook secret:\n${stack.output.join("\n")}`);
+
+    for (const name of FUNCTIONS) {
+      await t.step(`${name}: /health through the gateway`, async () => {
+        const [status, body] = await jsonOf(await fetch(`${stack.url}/${name}/health`));
+        assert.equal(status, 200);
+        assert.equal(body.function, name);
+        assert.equal((body.checks as Record<string, string>).supabase, "ok");
+        assert.equal((body.checks as Record<string, string>).webhook_signatures, "ok");
+      });
+
+      await t.step(`${name}: a signed test.webhook with the local secret`, async () => {
+        const [status, body] = await jsonOf(
+          await signedPost(`${stack.url}/${name}`, JSON.stringify({ event: "test.webhook" }), {
+            secret,
+            id: `msg_stack_${name}`,
+          }),
+        );
+        assert.equal(status, 200);
+        assert.equal(body.webhook_id, `msg_stack_${name}`);
+        assert.equal(body.function, name);
+      });
+    }
+
+    await t.step("unknown functions and paths get 404", async () => {
+      const [status, body] = await jsonOf(await fetch(`${stack.url}/no-such-function`));
+      assert.equal(status, 404);
+      assert.equal((body.error as Record<string, string>).code, "function_not_found");
+      const [other] = await jsonOf(await fetch(`${stack.api}/nowhere`));
+      assert.equal(other, 404);
+    });
+
+    await t.step("SIGTERM stops the gateway and every function", async () => {
+      const functionPorts = stack.output
+        .map((line) => line.match(/\(Deno on 127\.0\.0\.1:(\d+)\)/)?.[1])
+        .filter(Boolean);
+      assert.equal(functionPorts.length, FUNCTIONS.length);
+      await stack.stop();
+      stopped = true;
+      for (const url of [stack.api, ...functionPorts.map((p) => `http://127.0.0.1:${p}`)]) {
+        await assert.rejects(fetch(url), `${url} still answers`);
+      }
+    });
+  } finally {
+    if (!stopped) await stack.stop();
+  }
+});

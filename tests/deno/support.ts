@@ -1,0 +1,145 @@
+// Starting real processes for the contract tests: a function's shim in Deno, or the whole local
+// stack, each on a free loopback port, with their output kept for inspection.
+import { Webhook } from "standardwebhooks";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+export const FUNCTIONS = ["trip-events", "ai-processing"] as const;
+
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+export interface Server {
+  /** Base URL of the function, e.g. http://127.0.0.1:PORT/trip-events */
+  url: string;
+  /** Everything the process printed so far, line by line. */
+  output: string[];
+  stop(): Promise<void>;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
+  const lines = stream.pipeThrough(new TextDecoderStream());
+  let pending = "";
+  for await (const chunk of lines) {
+    pending += chunk;
+    const parts = pending.split("\n");
+    pending = parts.pop() ?? "";
+    into.push(...parts);
+  }
+  if (pending) into.push(pending);
+}
+
+async function waitForHealth(url: string, child: Deno.ChildProcess, output: string[]) {
+  const exited = child.status.then((status) => status);
+  for (let tries = 0; tries < 300; tries++) {
+    const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 50))]);
+    if (done) throw new Error(`process exited during start-up:\n${output.join("\n")}`);
+    try {
+      const response = await fetch(`${url}/health`);
+      await response.body?.cancel();
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+  }
+  throw new Error(`no /health 200 from ${url} within 15 s:\n${output.join("\n")}`);
+}
+
+function spawn(command: string, args: string[], env: Record<string, string>) {
+  const child = new Deno.Command(command, {
+    args,
+    env,
+    clearEnv: true,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  const reading = Promise.all([collect(child.stdout, output), collect(child.stderr, output)]);
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await reading;
+  };
+  return { child, output, stop };
+}
+
+/** Runs one function's real shim with its built wasm and exactly `env`. */
+export async function startFunction(
+  name: string,
+  env: Record<string, string>,
+): Promise<Server> {
+  const port = freePort();
+  const { child, output, stop } = spawn(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--allow-net",
+    "--allow-env",
+    `--allow-read=${ROOT}supabase/functions/${name}`,
+    `supabase/functions/${name}/index.ts`,
+  ], { ...env, PORT: String(port) });
+  const url = `http://127.0.0.1:${port}/${name}`;
+  await waitForHealth(url, child, output).catch(async (error) => {
+    await stop();
+    throw error;
+  });
+  return { url, output, stop };
+}
+
+/** Runs the main command's server (target/debug/local-stack) on a free port. */
+export async function startStack(): Promise<Server & { api: string }> {
+  const port = freePort();
+  const { child, output, stop } = spawn(`${ROOT}target/debug/local-stack`, [
+    "--port",
+    String(port),
+    "--project",
+    ROOT,
+    "--deno",
+    Deno.execPath(),
+  ], { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp" });
+  const api = `http://127.0.0.1:${port}`;
+  for (const name of FUNCTIONS) {
+    await waitForHealth(`${api}/functions/v1/${name}`, child, output).catch(async (error) => {
+      await stop();
+      throw error;
+    });
+  }
+  return { url: `${api}/functions/v1`, api, output, stop };
+}
+
+export interface SignedDelivery {
+  id?: string;
+  timestamp?: Date;
+  secret?: string;
+  headers?: Record<string, string>;
+}
+
+/** Standard Webhooks headers from the reference library, not from our Rust code. */
+export function standardHeaders(body: string, options: SignedDelivery = {}) {
+  const id = options.id ?? `msg_${crypto.randomUUID()}`;
+  const timestamp = options.timestamp ?? new Date();
+  return {
+    "content-type": "application/json",
+    "webhook-id": id,
+    "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
+    "webhook-signature": new Webhook(options.secret ?? SECRET).sign(id, timestamp, body),
+    ...options.headers,
+  };
+}
+
+export function signedPost(url: string, body: string, options: SignedDelivery = {}) {
+  return fetch(url, { method: "POST", body, headers: standardHeaders(body, options) });
+}
+
+export async function jsonOf(response: Response): Promise<[number, Record<string, unknown>]> {
+  const text = await response.text();
+  return [response.status, text ? JSON.parse(text) : {}];
+}
