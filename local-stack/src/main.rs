@@ -56,6 +56,10 @@ fn parse_options() -> Result<Options, String> {
 async fn main() -> ExitCode {
     let options = match parse_options() {
         Ok(options) => options,
+        Err(message) if message == USAGE => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);

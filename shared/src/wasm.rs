@@ -2,9 +2,7 @@
 //! Rust values, runs [`serve`], logs, and converts the result back into a `Response`. Nothing else
 //! touches JS types.
 
-use std::collections::BTreeMap;
-
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Request, Response, ResponseInit, Url};
@@ -99,20 +97,6 @@ pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> 
         let body = Uint8Array::from(response.body.as_slice());
         Response::new_with_opt_buffer_source_and_init(Some(&body), &init)
     }
-}
-
-/// The environment object as a map (tests and diagnostics).
-pub fn env_map(env: &JsValue) -> BTreeMap<String, String> {
-    let Some(object) = env.dyn_ref::<Object>() else {
-        return BTreeMap::new();
-    };
-    Object::entries(object)
-        .iter()
-        .filter_map(|entry| {
-            let pair: Array = entry.unchecked_into();
-            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-        })
-        .collect()
 }
 
 fn env_var(env: &JsValue, name: &str) -> Option<String> {

@@ -138,12 +138,3 @@ async fn converts_a_response() {
     assert_eq!(empty.status(), 204);
     assert!(empty.body().is_none());
 }
-
-#[wasm_bindgen_test]
-fn reads_the_environment_object() {
-    let env = js_sys::Object::new();
-    js_sys::Reflect::set(&env, &"WEBHOOK_SECRET".into(), &SECRET.into()).unwrap();
-    let map = shared::wasm::env_map(&env);
-    assert_eq!(map.get("WEBHOOK_SECRET").map(String::as_str), Some(SECRET));
-    assert!(shared::wasm::env_map(&JsValue::NULL).is_empty());
-}
