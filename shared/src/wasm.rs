@@ -156,6 +156,39 @@ pub mod test_support {
         env.into()
     }
 
+    /// The contract every function's `handle` export keeps, checked as wasm: a signed
+    /// `test.webhook` is answered, a wrong secret and an unknown event are refused.
+    pub async fn check_handle_export<F, Fut>(function: &str, handle: F)
+    where
+        F: Fn(Request, JsValue) -> Fut,
+        Fut: std::future::Future<Output = Result<Response, JsValue>>,
+    {
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let url = format!("http://127.0.0.1:54321/{function}");
+        let call = |secret: &str, id: &str, body: &str| {
+            let request = signed_request(&url, secret, id, body);
+            handle(request, env(&[("WEBHOOK_SECRET", SECRET)]))
+        };
+
+        let response = call(SECRET, "msg_wasm_1", r#"{"event":"test.webhook"}"#).await;
+        let (status, body) = json(response.expect("handle")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], true);
+        assert_eq!(body["webhook_id"], "msg_wasm_1");
+        assert_eq!(body["function"], function);
+
+        let forged = call(OTHER_SECRET, "msg_wasm_2", r#"{"event":"test.webhook"}"#).await;
+        let (status, body) = json(forged.expect("handle")).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["code"], "invalid_signature");
+
+        let unknown = call(SECRET, "msg_wasm_3", r#"{"event":"nothing.here"}"#).await;
+        let (status, body) = json(unknown.expect("handle")).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["error"]["code"], "unsupported_event");
+    }
+
     /// Status and JSON body of a response.
     pub async fn json(response: Response) -> (u16, serde_json::Value) {
         let text = JsFuture::from(response.text().expect("text"))
