@@ -113,12 +113,7 @@ for (const name of FUNCTIONS) {
       });
 
       await t.step("the legacy signature is refused unless allowed", async () => {
-        const response = await fetch(fn.url, {
-          method: "POST",
-          body: TEST_EVENT,
-          headers: { "x-webhook-signature": await legacySignature(SECRET, TEST_EVENT) },
-        });
-        const [status, body] = await jsonOf(response);
+        const [status, body] = await jsonOf(await legacyPost(fn.url, SECRET, TEST_EVENT));
         assert.equal(status, 401);
         assert.equal((body.error as Record<string, string>).code, "legacy_signature_not_allowed");
       });
@@ -218,12 +213,7 @@ for (const name of FUNCTIONS) {
         const [status] = await jsonOf(await signedPost(fn.url, TEST_EVENT, { secret }));
         assert.equal(status, 200);
       }
-      const legacy = await fetch(fn.url, {
-        method: "POST",
-        body: TEST_EVENT,
-        headers: { "x-webhook-signature": await legacySignature(old, TEST_EVENT) },
-      });
-      const [status, body] = await jsonOf(legacy);
+      const [status, body] = await jsonOf(await legacyPost(fn.url, old, TEST_EVENT));
       assert.equal(status, 200);
       assert.equal(body.ok, true);
     } finally {
@@ -232,9 +222,10 @@ for (const name of FUNCTIONS) {
   });
 }
 
-/** The original TripSage sender's signature: hex HMAC-SHA256 of the body. */
-async function legacySignature(secret: string, body: string) {
-  return encodeHex(await hmac(secret, body));
+/** A POST as the original TripSage sender made it: hex HMAC-SHA256 of the body, no timestamp. */
+async function legacyPost(url: string, secret: string, body: string) {
+  const signature = encodeHex(await hmac(secret, body));
+  return fetch(url, { method: "POST", body, headers: { "x-webhook-signature": signature } });
 }
 
 async function hmac(secret: string, message: string): Promise<Uint8Array> {
