@@ -1,0 +1,23 @@
+-- Local development data: the webhooks of the local stack (`./scripts/start`), active and signed
+-- with the local secret that the stack also gives both functions as WEBHOOK_SECRET
+-- (local-stack/src/keys.rs). A hosted project configures its own URLs and secret instead; see the
+-- README.
+insert into public.webhook_configs (name, url, secret, events, is_active)
+values
+  ('trip_events',
+   'http://127.0.0.1:54321/functions/v1/trip-events',
+   'whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==',
+   array['trip.collaborator.added', 'trip.collaborator.updated', 'trip.collaborator.removed',
+         'booking.confirmed', 'booking.flights.cancelled', 'booking.accommodations.cancelled',
+         'calendar.sync.request'],
+   true),
+  ('ai_processing',
+   'http://127.0.0.1:54321/functions/v1/ai-processing',
+   'whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==',
+   array['chat.message.process', 'memory.generate.embedding'],
+   true)
+on conflict (name) do update set
+  url = excluded.url,
+  secret = excluded.secret,
+  events = excluded.events,
+  is_active = excluded.is_active;
