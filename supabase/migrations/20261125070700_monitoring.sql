@@ -85,12 +85,16 @@ as $$
     n.nspname::text,
     case when e.extname is null then format('create extension %I (%s)', r.name, r.purpose)
          when r.preload and not r.loaded
-           then format('%s is not in shared_preload_libraries: %s will not work', r.name, r.purpose)
+           then format('%s is not loaded (shared_preload_libraries): %s will not work', r.name, r.purpose)
          else r.purpose end
   from (
-    select v.name, v.purpose, v.preload,
-      v.name = any (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-        as loaded
+    select v.name, v.purpose, v.preload, case v.name
+        -- pg_cron's launcher is a background worker, visible to every role.
+        when 'pg_cron' then exists (select 1 from pg_stat_activity where backend_type = 'pg_cron launcher')
+        -- Roles that may not read shared_preload_libraries get no row here: then assume loaded.
+        else coalesce((select v.name = any (string_to_array(replace(ps.setting, ' ', ''), ','))
+                       from pg_settings ps where ps.name = 'shared_preload_libraries'), true)
+      end as loaded
     from (values
       ('uuid-ossp', 'UUID generation', false),
       ('pgcrypto', 'HMAC signatures for webhooks', false),
