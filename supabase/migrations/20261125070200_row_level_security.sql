@@ -120,6 +120,10 @@ create policy "Owners and admins change collaborators" on public.trip_collaborat
   for update to authenticated
   using (public.can_manage_trip_collaborators(trip_id))
   with check (public.can_manage_trip_collaborators(trip_id));
+-- A change is only ever a new permission level: who the collaborator is and who added them stay
+-- as the INSERT policy checked them.
+revoke update on table public.trip_collaborators from anon, authenticated;
+grant update (permission_level) on table public.trip_collaborators to authenticated;
 create policy "Owners and admins remove collaborators, anyone leaves" on public.trip_collaborators
   for delete to authenticated
   using (user_id = (select auth.uid()) or public.can_manage_trip_collaborators(trip_id));
@@ -222,3 +226,6 @@ begin
   end loop;
 end;
 $$;
+
+-- TRUNCATE ignores row level security; TRIGGER and REFERENCES are not for API roles either.
+revoke truncate, trigger, references on all tables in schema public from anon, authenticated;
