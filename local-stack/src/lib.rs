@@ -1,0 +1,3 @@
+//! Pieces of the local stack that its integration tests drive directly.
+
+pub mod pg_net_worker;
