@@ -1,5 +1,6 @@
 //! `local-stack`: runs TripSage Edge on one machine without Docker, on the Supabase CLI's ports.
-//! For now: the API gateway with both edge functions behind `/functions/v1/<name>`.
+//! For now: the API gateway with both edge functions behind `/functions/v1/<name>`, and with
+//! `--db-url` the pg_net delivery worker for that database.
 
 mod functions;
 mod gateway;
@@ -13,21 +14,27 @@ use std::time::Duration;
 
 use functions::{read_specs, RunningFunction};
 use gateway::Gateway;
+use local_stack::pg_net_worker;
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "\
-usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH]
+usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH] [--db-url URL]
 
   --port PORT      API gateway port on 127.0.0.1 (default 54321, as the Supabase CLI)
   --project DIR    the project root holding supabase/ (default: current directory)
   --env-file FILE  extra environment for the functions (default: supabase/functions/.env if present)
-  --deno PATH      the Deno binary (default: node_modules/.bin/deno, then deno on PATH)";
+  --deno PATH      the Deno binary (default: node_modules/.bin/deno, then deno on PATH)
+  --db-url URL     deliver that database's pg_net requests (the local pg_net stand-in)";
+
+/// How many pg_net requests are in flight at once.
+const WORKER_PARALLELISM: usize = 32;
 
 struct Options {
     port: u16,
     project: PathBuf,
     env_file: Option<PathBuf>,
     deno: Option<PathBuf>,
+    db_url: Option<String>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -36,6 +43,7 @@ fn parse_options() -> Result<Options, String> {
         project: PathBuf::from("."),
         env_file: None,
         deno: None,
+        db_url: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -45,6 +53,7 @@ fn parse_options() -> Result<Options, String> {
             "--project" => options.project = value()?.into(),
             "--env-file" => options.env_file = Some(value()?.into()),
             "--deno" => options.deno = Some(value()?.into()),
+            "--db-url" => options.db_url = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -108,14 +117,31 @@ async fn run(options: Options) -> Result<(), String> {
         }
     }
     let ports = running.iter().map(|f| (f.name.clone(), f.port)).collect();
-    print_status(&api_url, &running);
+    let worker = options
+        .db_url
+        .clone()
+        .map(|url| tokio::spawn(deliver_forever(url)));
+    print_status(&api_url, options.db_url.as_deref(), &running);
 
     let server = axum::serve(listener, Gateway::new(ports).router())
         .with_graceful_shutdown(shutdown_signal());
     let served = server.await.map_err(|error| error.to_string());
     println!("Stopping the local stack…");
+    if let Some(worker) = worker {
+        worker.abort();
+    }
     stop_all(running).await;
     served
+}
+
+/// Runs the pg_net worker, connecting again a second after the database goes away.
+async fn deliver_forever(db_url: String) {
+    loop {
+        if let Err(message) = pg_net_worker::run(&db_url, WORKER_PARALLELISM).await {
+            eprintln!("local-stack: {message}; retrying in 1 s");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 async fn stop_all(running: Vec<RunningFunction>) {
@@ -190,9 +216,12 @@ fn parse_env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn print_status(api_url: &str, running: &[RunningFunction]) {
+fn print_status(api_url: &str, db_url: Option<&str>, running: &[RunningFunction]) {
     println!("TripSage Edge local stack is running (local development credentials only).\n");
     println!("         API URL: {api_url}");
+    if let Some(db_url) = db_url {
+        println!("          DB URL: {db_url}  (pg_net requests delivered)");
+    }
     println!("   Functions URL: {api_url}/functions/v1");
     println!("      JWT secret: {}", keys::JWT_SECRET);
     println!("        anon key: {}", keys::role_key("anon"));

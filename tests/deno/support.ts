@@ -95,7 +95,7 @@ export async function startFunction(
 }
 
 /** Runs the main command's server (target/debug/local-stack) on a free port. */
-export async function startStack(): Promise<Server & { api: string }> {
+export async function startStack(extraArgs: string[] = []): Promise<Server & { api: string }> {
   const port = freePort();
   const { child, output, stop } = spawn(`${ROOT}target/debug/local-stack`, [
     "--port",
@@ -104,6 +104,7 @@ export async function startStack(): Promise<Server & { api: string }> {
     ROOT,
     "--deno",
     Deno.execPath(),
+    ...extraArgs,
   ], { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp" });
   const api = `http://127.0.0.1:${port}`;
   for (const name of FUNCTIONS) {
