@@ -19,6 +19,8 @@ pub struct FunctionSpec {
     pub name: String,
     /// The shim, resolved against the `supabase/` directory.
     pub entrypoint: PathBuf,
+    /// Whether callers need a valid JWT (Supabase's default: yes).
+    pub verify_jwt: bool,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +34,8 @@ struct FunctionToml {
     #[serde(default = "enabled_by_default")]
     enabled: bool,
     entrypoint: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    verify_jwt: bool,
 }
 
 fn enabled_by_default() -> bool {
@@ -54,7 +58,11 @@ pub fn read_specs(supabase_dir: &Path) -> Result<Vec<FunctionSpec>, String> {
                 Some(entrypoint) => supabase_dir.join(entrypoint),
                 None => supabase_dir.join("functions").join(&name).join("index.ts"),
             };
-            FunctionSpec { name, entrypoint }
+            FunctionSpec {
+                name,
+                entrypoint,
+                verify_jwt: function.verify_jwt,
+            }
         })
         .collect())
 }
@@ -63,6 +71,7 @@ pub fn read_specs(supabase_dir: &Path) -> Result<Vec<FunctionSpec>, String> {
 pub struct RunningFunction {
     pub name: String,
     pub port: u16,
+    pub verify_jwt: bool,
     child: Child,
 }
 
@@ -99,6 +108,7 @@ impl RunningFunction {
         Ok(Self {
             name: spec.name.clone(),
             port,
+            verify_jwt: spec.verify_jwt,
             child,
         })
     }
@@ -213,10 +223,12 @@ enabled = false
                 FunctionSpec {
                     name: "a-fn".into(),
                     entrypoint: dir.join("functions/a-fn/index.ts"),
+                    verify_jwt: false,
                 },
                 FunctionSpec {
                     name: "b-fn".into(),
                     entrypoint: dir.join("./functions/b-fn/main.ts"),
+                    verify_jwt: true,
                 },
             ]
         );

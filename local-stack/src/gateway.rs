@@ -1,18 +1,21 @@
 //! The API gateway on `127.0.0.1:54321`: `/functions/v1/<name>/…` is passed to that function's
-//! process with the path the function sees on Supabase (`/<name>/…`).
+//! process with the path the function sees on Supabase (`/<name>/…`), after checking the caller's
+//! JWT when the function has `verify_jwt` on, as Supabase's gateway does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
+
+use crate::keys;
 
 const FUNCTIONS_PREFIX: &str = "/functions/v1/";
 
@@ -28,15 +31,22 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// Where a function runs and whether its callers need a JWT.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream {
+    pub port: u16,
+    pub verify_jwt: bool,
+}
+
 #[derive(Clone)]
 pub struct Gateway {
-    /// Function name → loopback port of its process.
-    functions: Arc<BTreeMap<String, u16>>,
+    /// Function name → its process.
+    functions: Arc<BTreeMap<String, Upstream>>,
     client: Client<HttpConnector, Body>,
 }
 
 impl Gateway {
-    pub fn new(functions: BTreeMap<String, u16>) -> Self {
+    pub fn new(functions: BTreeMap<String, Upstream>) -> Self {
         Self {
             functions: Arc::new(functions),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -52,15 +62,48 @@ async fn route(State(gateway): State<Gateway>, request: Request) -> Response {
     let Some(target) = function_target(request.uri()) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
     };
-    let Some(port) = gateway.functions.get(target.name).copied() else {
+    let Some(function) = gateway.functions.get(target.name).copied() else {
         return error(
             StatusCode::NOT_FOUND,
             "function_not_found",
             &format!("no function named `{}`", target.name),
         );
     };
-    let upstream = format!("http://127.0.0.1:{port}{}", target.path_and_query);
+    if function.verify_jwt {
+        if let Some(refusal) = jwt_refusal(request.headers(), unix_now()) {
+            // Supabase's gateway answers in this shape, not in the functions' error shape.
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "code": 401, "message": refusal })),
+            )
+                .into_response();
+        }
+    }
+    let upstream = format!(
+        "http://127.0.0.1:{}{}",
+        function.port, target.path_and_query
+    );
     forward(&gateway.client, request, &upstream).await
+}
+
+/// Why a caller without a valid `Authorization: Bearer <JWT>` is refused, if they are.
+fn jwt_refusal(headers: &HeaderMap, now: i64) -> Option<&'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Some("Missing authorization header");
+    };
+    let token = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
+    match token.map(|token| keys::verify_jwt(token.trim(), now)) {
+        Some(Ok(_)) => None,
+        _ => Some("Invalid JWT"),
+    }
+}
+
+fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 struct FunctionTarget<'a> {
@@ -147,5 +190,31 @@ mod tests {
         );
         assert_eq!(target("/functions/v1/"), None);
         assert_eq!(target("/rest/v1/trips"), None);
+    }
+
+    #[test]
+    fn verify_jwt_wants_a_bearer_token_signed_with_the_local_secret() {
+        let now = 1_800_000_000;
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert_eq!(
+            jwt_refusal(&HeaderMap::new(), now),
+            Some("Missing authorization header")
+        );
+        let anon = keys::role_key("anon");
+        assert_eq!(jwt_refusal(&with(&format!("Bearer {anon}")), now), None);
+        assert_eq!(jwt_refusal(&with(&anon), now), Some("Invalid JWT"));
+        assert_eq!(
+            jwt_refusal(&with(&format!("Bearer {anon}x")), now),
+            Some("Invalid JWT")
+        );
+        assert_eq!(
+            jwt_refusal(&with(&format!("Bearer {anon}")), 2_000_000_000),
+            Some("Invalid JWT"),
+            "expired"
+        );
     }
 }

@@ -32,6 +32,49 @@ fn sign_jwt(claims: &str) -> String {
     format!("{signing_input}.{signature}")
 }
 
+/// Why a JWT was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JwtError {
+    Malformed,
+    BadSignature,
+    Expired,
+}
+
+/// Checks an HS256 JWT against the local secret (signature, then `exp` against `now`, in Unix
+/// seconds) and returns its claims.
+pub fn verify_jwt(token: &str, now: i64) -> Result<serde_json::Value, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let decode_json = |part: &str| -> Result<serde_json::Value, JwtError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| JwtError::Malformed)?;
+        serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+    };
+    if decode_json(header)?["alg"] != "HS256" {
+        return Err(JwtError::Malformed);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| JwtError::Malformed)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{header}.{payload}").as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| JwtError::BadSignature)?;
+    let claims = decode_json(payload)?;
+    match claims.get("exp").map(serde_json::Value::as_i64) {
+        None => Ok(claims),
+        Some(Some(exp)) if exp > now => Ok(claims),
+        Some(Some(_)) => Err(JwtError::Expired),
+        Some(None) => Err(JwtError::Malformed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +99,42 @@ mod tests {
         mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
         mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
             .unwrap();
+    }
+
+    #[test]
+    fn jwts_verify_only_when_signed_with_the_local_secret_and_unexpired() {
+        let now = 1_800_000_000;
+        let claims = verify_jwt(&role_key("anon"), now).unwrap();
+        assert_eq!(claims["role"], "anon");
+        assert_eq!(
+            verify_jwt(&role_key("anon"), DEMO_EXPIRY),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            verify_jwt(&sign_jwt(r#"{"role":"anon","exp":"soon"}"#), now),
+            Err(JwtError::Malformed)
+        );
+
+        let key = role_key("anon");
+        let (signed, _) = key.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(verify_jwt(&forged, now), Err(JwtError::BadSignature));
+        let swapped_claims = format!(
+            "{}.{}.{}",
+            key.split('.').next().unwrap(),
+            URL_SAFE_NO_PAD.encode(r#"{"role":"service_role","exp":1983812996}"#),
+            key.rsplit('.').next().unwrap()
+        );
+        assert_eq!(
+            verify_jwt(&swapped_claims, now),
+            Err(JwtError::BadSignature)
+        );
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            key.split('.').nth(1).unwrap()
+        );
+        assert_eq!(verify_jwt(&unsigned, now), Err(JwtError::Malformed));
+        assert_eq!(verify_jwt("not a jwt", now), Err(JwtError::Malformed));
     }
 }

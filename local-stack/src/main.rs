@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use functions::{read_specs, RunningFunction};
-use gateway::Gateway;
+use gateway::{Gateway, Upstream};
 use local_stack::pg_net_worker;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -116,14 +116,23 @@ async fn run(options: Options) -> Result<(), String> {
             return Err(message);
         }
     }
-    let ports = running.iter().map(|f| (f.name.clone(), f.port)).collect();
+    let upstreams = running
+        .iter()
+        .map(|f| {
+            let upstream = Upstream {
+                port: f.port,
+                verify_jwt: f.verify_jwt,
+            };
+            (f.name.clone(), upstream)
+        })
+        .collect();
     let worker = options
         .db_url
         .clone()
         .map(|url| tokio::spawn(deliver_forever(url)));
     print_status(&api_url, options.db_url.as_deref(), &running);
 
-    let server = axum::serve(listener, Gateway::new(ports).router())
+    let server = axum::serve(listener, Gateway::new(upstreams).router())
         .with_graceful_shutdown(shutdown_signal());
     let served = server.await.map_err(|error| error.to_string());
     println!("Stopping the local stack…");

@@ -31,7 +31,7 @@ Deno.test("delivery: test_webhook travels from SQL to each function and back int
     DB_URL,
     "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test (or scripts/db start and set it to $(scripts/db url))",
   );
-  const stack = await startStack(["--db-url", DB_URL]);
+  const stack = await startStack({ args: ["--db-url", DB_URL] });
   const port = new URL(stack.api).port;
   // The seed points the webhooks at the default port; this stack listens elsewhere.
   try {

@@ -1,7 +1,7 @@
 // The main command's server: both functions behind the gateway at /functions/v1/<name>, with the
 // local webhook secret the stack prints, and nothing left running after it stops.
 import assert from "node:assert/strict";
-import { FUNCTIONS, jsonOf, signedPost, startStack } from "./support.ts";
+import { FUNCTIONS, jsonOf, ROOT, signedPost, startStack } from "./support.ts";
 
 Deno.test("local stack: both functions answer through /functions/v1", async (t) => {
   const stack = await startStack();
@@ -55,5 +55,50 @@ Deno.test("local stack: both functions answer through /functions/v1", async (t) 
     });
   } finally {
     if (!stopped) await stack.stop();
+  }
+});
+
+Deno.test("local stack: verify_jwt in config.toml makes the gateway require a valid JWT", async (t) => {
+  // A project whose only function is trip-events' real shim, with verify_jwt on.
+  const project = await Deno.makeTempDir();
+  await Deno.mkdir(`${project}/supabase`);
+  await Deno.writeTextFile(
+    `${project}/supabase/config.toml`,
+    `[functions.guarded]\nverify_jwt = true\nentrypoint = "${ROOT}supabase/functions/trip-events/index.ts"\n`,
+  );
+  // The Supabase CLI's well-known local anon key, which the stack prints and signs the same way.
+  const anonKey =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+  const stack = await startStack({
+    project,
+    functions: ["guarded"],
+    healthHeaders: { authorization: `Bearer ${anonKey}` },
+  });
+  try {
+    const health = `${stack.url}/guarded/health`;
+    await t.step("without Authorization: 401 Missing authorization header", async () => {
+      const response = await fetch(health);
+      assert.equal(response.status, 401);
+      assert.deepEqual(await response.json(), {
+        code: 401,
+        message: "Missing authorization header",
+      });
+    });
+    await t.step("with a forged or malformed JWT: 401 Invalid JWT", async () => {
+      for (const token of [`${anonKey}x`, "not-a-jwt"]) {
+        const response = await fetch(health, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(response.status, 401);
+        assert.deepEqual(await response.json(), { code: 401, message: "Invalid JWT" });
+      }
+    });
+    await t.step("with the anon key: the function answers", async () => {
+      const response = await fetch(health, { headers: { authorization: `Bearer ${anonKey}` } });
+      const [status, body] = await jsonOf(response);
+      assert.equal(status, 200);
+      assert.equal(body.function, "trip-events");
+    });
+  } finally {
+    await stack.stop();
+    await Deno.remove(project, { recursive: true });
   }
 });

@@ -33,13 +33,18 @@ async function collect(stream: ReadableStream<Uint8Array>, into: string[]) {
   if (pending) into.push(pending);
 }
 
-async function waitForHealth(url: string, child: Deno.ChildProcess, output: string[]) {
+async function waitForHealth(
+  url: string,
+  child: Deno.ChildProcess,
+  output: string[],
+  headers: Record<string, string> = {},
+) {
   const exited = child.status.then((status) => status);
   for (let tries = 0; tries < 300; tries++) {
     const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 50))]);
     if (done) throw new Error(`process exited during start-up:\n${output.join("\n")}`);
     try {
-      const response = await fetch(`${url}/health`);
+      const response = await fetch(`${url}/health`, { headers });
       await response.body?.cancel();
       if (response.status === 200) return;
     } catch {
@@ -95,20 +100,32 @@ export async function startFunction(
 }
 
 /** Runs the main command's server (target/debug/local-stack) on a free port. */
-export async function startStack(extraArgs: string[] = []): Promise<Server & { api: string }> {
+export interface StackOptions {
+  /** More local-stack arguments. */
+  args?: string[];
+  /** The project root holding supabase/config.toml (default: this repository). */
+  project?: string;
+  /** The functions to wait for (default: both of this repository). */
+  functions?: readonly string[];
+  /** Headers for the start-up /health checks, e.g. a JWT for verify_jwt functions. */
+  healthHeaders?: Record<string, string>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Server & { api: string }> {
   const port = freePort();
   const { child, output, stop } = spawn(`${ROOT}target/debug/local-stack`, [
     "--port",
     String(port),
     "--project",
-    ROOT,
+    options.project ?? ROOT,
     "--deno",
     Deno.execPath(),
-    ...extraArgs,
+    ...(options.args ?? []),
   ], { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp" });
   const api = `http://127.0.0.1:${port}`;
-  for (const name of FUNCTIONS) {
-    await waitForHealth(`${api}/functions/v1/${name}`, child, output).catch(async (error) => {
+  for (const name of options.functions ?? FUNCTIONS) {
+    const url = `${api}/functions/v1/${name}`;
+    await waitForHealth(url, child, output, options.healthHeaders).catch(async (error) => {
       await stop();
       throw error;
     });
