@@ -2,6 +2,8 @@
 //! committed requests are sent and their outcomes recorded in net._http_response as pg_net
 //! records them; rolled-back requests are never sent; the timeout is honoured.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -19,9 +21,27 @@ fn database_url() -> String {
     })
 }
 
-/// A receiver: /ok echoes the body and a header, /busy answers 503, /slow takes 3 s.
-async fn receiver() -> String {
+/// Requests in flight at the receiver's /hold now, and the most seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// A receiver: /ok echoes the body and a header, /busy answers 503, /slow takes 3 s, /hold takes
+/// 300 ms and counts how many are held at once.
+async fn receiver(in_flight: Arc<InFlight>) -> String {
     let app = Router::new()
+        .route(
+            "/hold",
+            post(move || async move {
+                let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+                in_flight.most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                in_flight.now.fetch_sub(1, Ordering::SeqCst);
+                "held"
+            }),
+        )
         .route(
             "/ok",
             post(|headers: HeaderMap, body: String| async move {
@@ -60,7 +80,8 @@ async fn receiver() -> String {
 
 #[tokio::test]
 async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
-    let base = receiver().await;
+    let in_flight = Arc::new(InFlight::default());
+    let base = receiver(in_flight.clone()).await;
     let url = database_url();
     let (db, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
     tokio::spawn(connection);
@@ -175,6 +196,38 @@ async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
         .unwrap()
         .get(0);
     assert_eq!(ghost, 0, "a rolled-back request is never sent");
+    // Parallelism: twelve requests that each take 300 ms, through a worker allowed four at once.
+    db.batch_execute("begin").await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        held.push(id(db.query_one(&queue("/hold", 5000), &[]).await.unwrap()));
+    }
+    db.batch_execute("commit").await.unwrap();
+    let started = Instant::now();
+    loop {
+        let done: i64 = db
+            .query_one(
+                "select count(*) from net._http_response where id = any($1) and status_code = 200",
+                &[&held],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if done == 12 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "only {done} of 12 held requests answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        in_flight.most.load(Ordering::SeqCst),
+        4,
+        "the worker sends in parallel, up to its bound"
+    );
+
     assert!(!worker.is_finished(), "the worker keeps running");
     worker.abort();
 }
