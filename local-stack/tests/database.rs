@@ -9,18 +9,16 @@
 use serde_json::Value;
 use shared::http::Headers;
 use shared::signature::{SignatureScheme, WebhookVerifier};
+use support::database_url;
 use tokio_postgres::{Client, GenericClient, NoTls};
+
+mod support;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_SECRET: &str = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
 
 async fn connect() -> Client {
-    let url = std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
-        panic!(
-            "TRIPSAGE_TEST_DB_URL is not set: these tests need the TripSage database. \
-             Run ./scripts/test, or `scripts/db start` and set TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
-        )
-    });
+    let url = database_url();
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
         .unwrap_or_else(|error| panic!("cannot connect to TRIPSAGE_TEST_DB_URL: {error}"));

@@ -10,16 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use local_stack::pg_net_worker;
+use support::database_url;
 use tokio_postgres::NoTls;
 
-fn database_url() -> String {
-    std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
-        panic!(
-            "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test, or `scripts/db start` and set \
-             TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
-        )
-    })
-}
+mod support;
 
 /// Requests in flight at the receiver's /hold now, and the most seen at once.
 #[derive(Default)]
@@ -78,6 +72,30 @@ async fn receiver(in_flight: Arc<InFlight>) -> String {
     format!("http://{address}")
 }
 
+/// Waits until the worker has recorded an outcome for each of `ids` in net._http_response.
+async fn wait_for_responses(db: &tokio_postgres::Client, ids: &[i64]) {
+    let started = Instant::now();
+    loop {
+        let done: i64 = db
+            .query_one(
+                "select count(*) from net._http_response where id = any($1)",
+                &[&ids],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if done == ids.len() as i64 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the worker recorded only {done} of {} requests",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
     let in_flight = Arc::new(InFlight::default());
@@ -110,26 +128,8 @@ async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
     let rolled_back = id(db.query_one(&queue("/ok", 5000), &[]).await.unwrap());
     db.batch_execute("rollback").await.unwrap();
 
-    let started = Instant::now();
     let ids = vec![ok, busy, slow, refused];
-    loop {
-        let done: i64 = db
-            .query_one(
-                "select count(*) from net._http_response where id = any($1)",
-                &[&ids],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if done == 4 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the worker recorded only {done} of 4"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_responses(&db, &ids).await;
 
     let row = |id: i64| {
         let db = &db;
@@ -203,25 +203,16 @@ async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
         held.push(id(db.query_one(&queue("/hold", 5000), &[]).await.unwrap()));
     }
     db.batch_execute("commit").await.unwrap();
-    let started = Instant::now();
-    loop {
-        let done: i64 = db
-            .query_one(
-                "select count(*) from net._http_response where id = any($1) and status_code = 200",
-                &[&held],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if done == 12 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "only {done} of 12 held requests answered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_responses(&db, &held).await;
+    let answered: i64 = db
+        .query_one(
+            "select count(*) from net._http_response where id = any($1) and status_code = 200",
+            &[&held],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(answered, 12, "every held request is answered 200");
     assert_eq!(
         in_flight.most.load(Ordering::SeqCst),
         4,

@@ -317,7 +317,11 @@ declare
   v_now timestamptz := clock_timestamp();
   v_ok boolean;
   v_error text;
-  v_counts jsonb := '{"collected": 0, "succeeded": 0, "retry_scheduled": 0, "dead": 0, "resent": 0}';
+  v_collected integer := 0;
+  v_succeeded integer := 0;
+  v_retry_scheduled integer := 0;
+  v_dead integer := 0;
+  v_resent integer := 0;
 begin
   -- 1. Answers recorded by pg_net, and attempts pg_net has lost track of (no queued request, no
   --    answer, long past their timeout) — the latter count as connection errors.
@@ -337,7 +341,7 @@ begin
             and not exists (select 1 from net.http_request_queue q where q.id = l.request_id)))
     for update of l skip locked
   loop
-    v_counts := jsonb_set(v_counts, '{collected}', to_jsonb((v_counts ->> 'collected')::int + 1));
+    v_collected := v_collected + 1;
     v_ok := v_attempt.answered and v_attempt.status_code between 200 and 299
       and not coalesce(v_attempt.timed_out, false) and v_attempt.error_msg is null;
     v_error := case
@@ -351,7 +355,7 @@ begin
     if v_ok then
       update public.webhook_logs set status = 'succeeded'
         where id = v_attempt.id;
-      v_counts := jsonb_set(v_counts, '{succeeded}', to_jsonb((v_counts ->> 'succeeded')::int + 1));
+      v_succeeded := v_succeeded + 1;
     elsif public.webhook_response_is_retryable(v_attempt.status_code, v_attempt.timed_out, v_attempt.error_msg)
           and v_attempt.retries_remaining > 0 then
       update public.webhook_logs set
@@ -361,7 +365,7 @@ begin
           public.webhook_max_retries(v_attempt.retry_config) - v_attempt.retries_remaining + 1,
           v_attempt.retry_after)
         where id = v_attempt.id;
-      v_counts := jsonb_set(v_counts, '{retry_scheduled}', to_jsonb((v_counts ->> 'retry_scheduled')::int + 1));
+      v_retry_scheduled := v_retry_scheduled + 1;
     else
       update public.webhook_logs set
         status = 'dead',
@@ -370,7 +374,7 @@ begin
             then format(' (no retries left after attempt %s)', v_attempt.attempt_count)
           else ' (not retryable)' end
         where id = v_attempt.id;
-      v_counts := jsonb_set(v_counts, '{dead}', to_jsonb((v_counts ->> 'dead')::int + 1));
+      v_dead := v_dead + 1;
     end if;
 
     update public.webhook_logs set
@@ -393,16 +397,17 @@ begin
         status = 'dead',
         error_message = v_attempt.error_message || '; not retried: the webhook is gone, inactive or unsigned'
         where id = v_attempt.id;
-      v_counts := jsonb_set(v_counts, '{dead}', to_jsonb((v_counts ->> 'dead')::int + 1));
+      v_dead := v_dead + 1;
     else
       perform public.webhook_send_attempt(v_config, v_attempt.webhook_id, v_attempt.event_type,
         v_attempt.payload, v_attempt.attempt_count + 1, v_attempt.retries_remaining - 1);
       update public.webhook_logs set status = 'retried' where id = v_attempt.id;
-      v_counts := jsonb_set(v_counts, '{resent}', to_jsonb((v_counts ->> 'resent')::int + 1));
+      v_resent := v_resent + 1;
     end if;
   end loop;
 
-  return v_counts;
+  return jsonb_build_object('collected', v_collected, 'succeeded', v_succeeded,
+    'retry_scheduled', v_retry_scheduled, 'dead', v_dead, 'resent', v_resent);
 end;
 $$;
 
