@@ -1,6 +1,7 @@
 //! The API gateway on `127.0.0.1:54321`: `/functions/v1/<name>/…` is passed to that function's
 //! process with the path the function sees on Supabase (`/<name>/…`), after checking the caller's
-//! JWT when the function has `verify_jwt` on, as Supabase's gateway does.
+//! JWT when the function has `verify_jwt` on, as Supabase's gateway does; `/rest/v1/…` goes to
+//! the PostgREST-compatible API when the stack has a database.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-use crate::keys;
+use local_stack::keys;
+use local_stack::rest::RestApi;
 
 const FUNCTIONS_PREFIX: &str = "/functions/v1/";
 
@@ -53,8 +55,12 @@ impl Gateway {
         }
     }
 
-    pub fn router(self) -> Router {
-        Router::new().fallback(route).with_state(self)
+    pub fn router(self, rest: Option<RestApi>) -> Router {
+        let functions = Router::new().fallback(route).with_state(self);
+        match rest {
+            Some(rest) => rest.router().merge(functions),
+            None => functions,
+        }
     }
 }
 

@@ -1,3 +1,5 @@
 //! Pieces of the local stack that its integration tests drive directly.
 
+pub mod keys;
 pub mod pg_net_worker;
+pub mod rest;

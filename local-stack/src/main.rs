@@ -4,7 +4,6 @@
 
 mod functions;
 mod gateway;
-mod keys;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +13,8 @@ use std::time::Duration;
 
 use functions::{read_specs, RunningFunction};
 use gateway::{Gateway, Upstream};
-use local_stack::pg_net_worker;
+use local_stack::rest::{ApiSettings, RestApi};
+use local_stack::{keys, pg_net_worker};
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "\
@@ -130,9 +130,13 @@ async fn run(options: Options) -> Result<(), String> {
         .db_url
         .clone()
         .map(|url| tokio::spawn(deliver_forever(url)));
+    let rest = match &options.db_url {
+        Some(url) => Some(RestApi::new(url, ApiSettings::read(&supabase_dir)?)?),
+        None => None,
+    };
     print_status(&api_url, options.db_url.as_deref(), &running);
 
-    let server = axum::serve(listener, Gateway::new(upstreams).router())
+    let server = axum::serve(listener, Gateway::new(upstreams).router(rest))
         .with_graceful_shutdown(shutdown_signal());
     let served = server.await.map_err(|error| error.to_string());
     println!("Stopping the local stack…");

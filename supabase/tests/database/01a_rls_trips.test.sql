@@ -6,7 +6,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(73);
+select plan(74);
 
 select pg_temp.create_user('owner@example.com') as owner \gset
 select pg_temp.create_user('admin@example.com') as admin \gset
@@ -59,6 +59,9 @@ select pg_temp.act_as(:'alice');
 select lives_ok(format($$insert into public.trips (user_id, name, start_date, end_date, destination)
                          values (%L, 'Alice abroad', '2027-06-01', '2027-06-05', 'Porto')$$, :'alice'),
   'a user creates a trip of their own');
+select lives_ok(format($$insert into public.trips (user_id, name, start_date, end_date, destination)
+                         values (%L, 'Alice returns', '2027-07-01', '2027-07-05', 'Braga') returning id$$, :'alice'),
+  'a user creates a trip and reads it back in the same statement (PostgREST return=representation)');
 select throws_ok(format($$insert into public.trips (user_id, name, start_date, end_date, destination)
                           values (%L, 'Planted trip', '2027-06-01', '2027-06-05', 'Porto')$$, :'owner'),
   '42501', null, 'a user cannot create a trip owned by someone else');
