@@ -3,3 +3,4 @@
 pub mod keys;
 pub mod pg_net_worker;
 pub mod rest;
+pub mod standins;

@@ -14,17 +14,22 @@ use std::time::Duration;
 use functions::{read_specs, RunningFunction};
 use gateway::{Gateway, Upstream};
 use local_stack::rest::{ApiSettings, RestApi};
+use local_stack::standins::StandIns;
 use local_stack::{keys, pg_net_worker};
 use tokio::signal::unix::{signal, SignalKind};
 
 const USAGE: &str = "\
 usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH] [--db-url URL]
+                   [--offline-apis]
 
   --port PORT      API gateway port on 127.0.0.1 (default 54321, as the Supabase CLI)
   --project DIR    the project root holding supabase/ (default: current directory)
   --env-file FILE  extra environment for the functions (default: supabase/functions/.env if present)
   --deno PATH      the Deno binary (default: node_modules/.bin/deno, then deno on PATH)
-  --db-url URL     deliver that database's pg_net requests (the local pg_net stand-in)";
+  --db-url URL     serve /rest/v1 over that database and deliver its pg_net requests
+  --offline-apis   start local stand-ins for OpenAI, Resend and the calendar endpoint and point
+                   the functions at them (wire-compatible, NOT semantic: embeddings are
+                   hash-seeded vectors, chat replies are placeholders, nothing is delivered)";
 
 /// How many pg_net requests are in flight at once.
 const WORKER_PARALLELISM: usize = 32;
@@ -35,6 +40,7 @@ struct Options {
     env_file: Option<PathBuf>,
     deno: Option<PathBuf>,
     db_url: Option<String>,
+    offline_apis: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -44,6 +50,7 @@ fn parse_options() -> Result<Options, String> {
         env_file: None,
         deno: None,
         db_url: None,
+        offline_apis: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,6 +61,7 @@ fn parse_options() -> Result<Options, String> {
             "--env-file" => options.env_file = Some(value()?.into()),
             "--deno" => options.deno = Some(value()?.into()),
             "--db-url" => options.db_url = Some(value()?),
+            "--offline-apis" => options.offline_apis = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -91,7 +99,16 @@ async fn run(options: Options) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| default_deno(&options.project));
     let api_url = format!("http://127.0.0.1:{}", options.port);
-    let env = function_env(&api_url, &supabase_dir, options.env_file.as_deref())?;
+    let mut env = function_env(&api_url, &supabase_dir, options.env_file.as_deref())?;
+    let stand_ins = if options.offline_apis {
+        let stand_ins = StandIns::start(0)
+            .await
+            .map_err(|error| format!("cannot start the offline API stand-ins: {error}"))?;
+        env.extend(stand_ins.function_env());
+        Some(stand_ins)
+    } else {
+        None
+    };
 
     // Bind first: a busy port should fail before any process starts.
     let address = SocketAddr::from((IpAddr::V4(Ipv4Addr::LOCALHOST), options.port));
@@ -134,7 +151,12 @@ async fn run(options: Options) -> Result<(), String> {
         Some(url) => Some(RestApi::new(url, ApiSettings::read(&supabase_dir)?)?),
         None => None,
     };
-    print_status(&api_url, options.db_url.as_deref(), &running);
+    print_status(
+        &api_url,
+        options.db_url.as_deref(),
+        stand_ins.as_ref(),
+        &running,
+    );
 
     let server = axum::serve(listener, Gateway::new(upstreams).router(rest))
         .with_graceful_shutdown(shutdown_signal());
@@ -229,11 +251,19 @@ fn parse_env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn print_status(api_url: &str, db_url: Option<&str>, running: &[RunningFunction]) {
+fn print_status(
+    api_url: &str,
+    db_url: Option<&str>,
+    stand_ins: Option<&StandIns>,
+    running: &[RunningFunction],
+) {
     println!("TripSage Edge local stack is running (local development credentials only).\n");
     println!("         API URL: {api_url}");
     if let Some(db_url) = db_url {
         println!("          DB URL: {db_url}  (pg_net requests delivered)");
+    }
+    if db_url.is_some() {
+        println!("        REST URL: {api_url}/rest/v1");
     }
     println!("   Functions URL: {api_url}/functions/v1");
     println!("      JWT secret: {}", keys::JWT_SECRET);
@@ -245,6 +275,14 @@ fn print_status(api_url: &str, db_url: Option<&str>, running: &[RunningFunction]
             "  {:<14} {api_url}/functions/v1/{}  (Deno on 127.0.0.1:{})",
             function.name, function.name, function.port
         );
+    }
+    if let Some(stand_ins) = stand_ins {
+        let base = stand_ins.base_url();
+        println!("\n  Offline API stand-ins on {base} (wire-compatible, NOT semantic):");
+        println!(
+            "    OpenAI {base}/openai/v1, Resend {base}/resend/emails, calendar {base}/calendar"
+        );
+        println!("    sent e-mails: {base}/_stand-ins/emails, calendar posts: {base}/_stand-ins/calendar");
     }
     println!("\nPress Ctrl-C to stop.");
 }

@@ -2,29 +2,7 @@
 // a SQL statement queues a signed webhook, the local stack's pg_net worker delivers it through the
 // gateway to the real shim, and the retry collector records the function's answer.
 import assert from "node:assert/strict";
-import { startStack } from "./support.ts";
-
-const DB_URL = Deno.env.get("TRIPSAGE_TEST_DB_URL");
-
-async function sql(query: string): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("psql", {
-    args: [DB_URL!, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", query],
-  }).output();
-  const text = new TextDecoder();
-  assert.equal(code, 0, `psql failed: ${text.decode(stderr)}`);
-  return text.decode(stdout).trim();
-}
-
-async function waitFor(query: string, expected: string, seconds: number): Promise<void> {
-  const deadline = Date.now() + seconds * 1000;
-  let last = "";
-  while (Date.now() < deadline) {
-    last = await sql(query);
-    if (last === expected) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  assert.fail(`after ${seconds} s: ${query} gave ${JSON.stringify(last)}, not ${expected}`);
-}
+import { DB_URL, sql, startStack, waitFor } from "./support.ts";
 
 Deno.test("delivery: test_webhook travels from SQL to each function and back into webhook_logs", async (t) => {
   assert.ok(

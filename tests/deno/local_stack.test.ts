@@ -102,3 +102,31 @@ Deno.test("local stack: verify_jwt in config.toml makes the gateway require a va
     await Deno.remove(project, { recursive: true });
   }
 });
+
+Deno.test("local stack: --offline-apis points the functions at labelled stand-ins", async () => {
+  const stack = await startStack({ args: ["--offline-apis"] });
+  try {
+    const printed = stack.output.join("\n");
+    const base = printed.match(
+      /Offline API stand-ins on (http:\/\/127\.0\.0\.1:\d+) \(.*NOT semantic/,
+    )
+      ?.[1];
+    assert.ok(base, `the stack prints the stand-ins, labelled not semantic:\n${printed}`);
+    const [, tripEvents] = await jsonOf(await fetch(`${stack.url}/trip-events/health`));
+    assert.deepEqual(tripEvents.checks, {
+      webhook_signatures: "ok",
+      supabase: "ok",
+      email: "ok",
+      calendar_sync: "ok",
+    });
+    const [, ai] = await jsonOf(await fetch(`${stack.url}/ai-processing/health`));
+    assert.equal((ai.checks as Record<string, string>).openai, "ok");
+
+    const response = await fetch(`${base}/_stand-ins/emails`);
+    assert.equal(response.headers.get("x-stand-in"), "not-semantic");
+    const [, inbox] = await jsonOf(response);
+    assert.deepEqual(inbox.emails, []);
+  } finally {
+    await stack.stop();
+  }
+});

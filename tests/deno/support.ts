@@ -161,3 +161,74 @@ export async function jsonOf(response: Response): Promise<[number, Record<string
   const text = await response.text();
   return [response.status, text ? JSON.parse(text) : {}];
 }
+
+/** The throwaway test database of ./scripts/test. */
+export const DB_URL = Deno.env.get("TRIPSAGE_TEST_DB_URL");
+
+/** Runs one SQL statement as the database owner and returns its unaligned output. */
+export async function sql(query: string): Promise<string> {
+  if (!DB_URL) {
+    throw new Error(
+      "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test (or scripts/db start and set it to $(scripts/db url))",
+    );
+  }
+  const { code, stdout, stderr } = await new Deno.Command("psql", {
+    args: [DB_URL, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", query],
+  }).output();
+  const text = new TextDecoder();
+  if (code !== 0) throw new Error(`psql failed: ${text.decode(stderr)}`);
+  return text.decode(stdout).trim();
+}
+
+/** Polls `query` until it prints `expected`. */
+export async function waitFor(query: string, expected: string, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await sql(query);
+    if (last === expected) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`after ${seconds} s: ${query} gave ${JSON.stringify(last)}, not ${expected}`);
+}
+
+/** The local stack's keys (the Supabase CLI's demo JWT secret and keys). */
+export const JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+export const ANON_KEY =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+
+/** An HS256 JWT signed with the local secret, made with WebCrypto (not our Rust code). */
+export async function signJwt(claims: Record<string, unknown>): Promise<string> {
+  const encode = (bytes: Uint8Array) =>
+    btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const text = (value: unknown) => encode(new TextEncoder().encode(JSON.stringify(value)));
+  const input = `${text({ alg: "HS256", typ: "JWT" })}.${text(claims)}`;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(JWT_SECRET),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const signature = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input));
+  return `${input}.${encode(new Uint8Array(signature))}`;
+}
+
+/** A new row in auth.users and an access token for it, as GoTrue would issue. */
+export async function createUser(): Promise<{ id: string; token: string }> {
+  const [id, email] = (await sql(
+    `insert into auth.users (id, email, role, aud)
+     values (gen_random_uuid(), gen_random_uuid() || '@example.com', 'authenticated', 'authenticated')
+     returning id || '|' || email`,
+  )).split("|");
+  const now = Math.floor(Date.now() / 1000);
+  const token = await signJwt({
+    aud: "authenticated",
+    exp: now + 3600,
+    iat: now,
+    sub: id,
+    email,
+    role: "authenticated",
+  });
+  return { id, token };
+}

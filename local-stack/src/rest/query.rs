@@ -189,10 +189,14 @@ fn checked_name<'a>(name: &'a str, context: &str) -> Result<&'a str, ApiError> {
     Ok(name)
 }
 
+/// `a,b` or, as supabase-js sends `columns`, `"a","b"`.
 fn parse_names(value: &str) -> Result<Vec<String>, ApiError> {
-    value
-        .split(',')
-        .map(|name| checked_name(name, "columns").map(str::to_owned))
+    split_top_level(value)
+        .into_iter()
+        .map(|name| {
+            let name = unquote(name.trim());
+            checked_name(&name, "columns").map(str::to_owned)
+        })
         .collect()
 }
 
@@ -518,6 +522,10 @@ mod tests {
             ]
         );
         assert_eq!((parsed.limit, parsed.offset), (Some(10), Some(20)));
+        assert_eq!(
+            plan("columns=%22user_id%22,%22name%22").columns,
+            Some(vec!["user_id".into(), "name".into()])
+        );
         assert_eq!(
             parsed.on_conflict,
             Some(vec!["user_id".into(), "category".into()])
