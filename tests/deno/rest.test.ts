@@ -135,6 +135,14 @@ Deno.test("rest: supabase-js works against /rest/v1", async (t) => {
       assert.equal(read.data, 2);
       const again = await db.rpc("get_unread_notification_count", {}, { get: true });
       assert.equal(again.data, 0);
+      const visible = await db.rpc("can_view_trip", { p_trip_id: ids[0] }, { get: true });
+      assert.equal(visible.data, true, "GET passes arguments in the query string");
+      const hidden = await client(stack.api, stranger.token)
+        .rpc("can_view_trip", { p_trip_id: ids[2] }, { get: true });
+      assert.equal(hidden.data, false);
+      const write = await db.rpc("mark_notifications_read", {}, { get: true });
+      assert.equal(write.status, 405, "GET runs read-only, as in PostgREST");
+      assert.equal(write.error?.code, "25006");
       const missing = await db.rpc("no_such_function", { a: 1 });
       assert.equal(missing.status, 404);
       assert.equal(missing.error?.code, "PGRST202");

@@ -290,7 +290,13 @@ impl RestApi {
             .map_err(|_| ApiError::database_unavailable())?;
         let signed_in = caller.is_signed_in();
         let database = |error: tokio_postgres::Error| ApiError::from_database(&error, signed_in);
-        let transaction = client.transaction().await.map_err(database)?;
+        // PostgREST reads in read-only transactions, so a GET never writes (25006 → 405).
+        let transaction = client
+            .build_transaction()
+            .read_only(reading)
+            .start()
+            .await
+            .map_err(database)?;
         self.become_caller(&transaction, &caller, request)
             .await
             .map_err(database)?;
