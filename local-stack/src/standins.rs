@@ -58,6 +58,8 @@ const EMAILS_PATH: &str = "/resend/emails";
 const CALENDAR_PATH: &str = "/calendar";
 const INSPECT_EMAILS_PATH: &str = "/_stand-ins/emails";
 const INSPECT_CALENDAR_PATH: &str = "/_stand-ins/calendar";
+/// `POST {"count": n}`: the next n e-mail sends fail (for retry tests through the whole stack).
+const FAIL_EMAILS_PATH: &str = "/_stand-ins/emails/fail-next";
 
 /// Embedding batches of 2048 inputs are larger than axum's default 2 MB body limit.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -126,6 +128,12 @@ impl StandIns {
     }
 
     /// How many requests, accepted or refused, arrived for `path` (e.g. `/resend/emails`).
+    /// Makes the next `count` e-mail sends fail as Resend does on its side (500
+    /// `internal_server_error`), after authentication and validation, recording nothing.
+    pub fn fail_next_emails(&self, count: usize) {
+        self.shared.records().email_failures = count;
+    }
+
     pub fn request_count(&self, path: &str) -> usize {
         self.shared
             .records()
@@ -175,6 +183,8 @@ struct Records {
     requests: HashMap<String, usize>,
     outbox: Outbox,
     calendar: Vec<CalendarPost>,
+    /// How many of the next e-mail sends fail with Resend's 500 (tests of retries).
+    email_failures: usize,
 }
 
 impl Shared {
@@ -243,6 +253,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(CALENDAR_PATH, post(receive_calendar))
         .route(INSPECT_EMAILS_PATH, get(inspect_emails))
         .route(INSPECT_CALENDAR_PATH, get(inspect_calendar))
+        .route(FAIL_EMAILS_PATH, post(fail_emails))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -299,6 +310,24 @@ async fn not_found(request: Request) -> Response {
 async fn inspect_emails(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let emails = shared.records().outbox.accepted.clone();
     Json(json!({ "note": INSPECTION_NOTE, "emails": emails }))
+}
+
+async fn fail_emails(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let count = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("count").and_then(Value::as_u64))
+        .and_then(|count| usize::try_from(count).ok());
+    match count {
+        Some(count) => {
+            shared.records().email_failures = count;
+            Json(json!({ "failing_next": count })).into_response()
+        }
+        None => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": { "code": "invalid_body", "message": "expected {\"count\": n}" } })),
+        )
+            .into_response(),
+    }
 }
 
 async fn inspect_calendar(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -1147,8 +1176,16 @@ fn accept_email(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Str
     }
     let idempotency_key = idempotency_key(headers)?;
     let email = validated_email(body)?;
-    shared
-        .records()
+    let mut records = shared.records();
+    if records.email_failures > 0 {
+        records.email_failures -= 1;
+        return Err(ResendError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "An unexpected error occurred.",
+        ));
+    }
+    records
         .outbox
         .send(idempotency_key, email, || shared.uuid(), Instant::now())
 }

@@ -175,6 +175,16 @@ impl EdgeConfig {
         available(Capability::CalendarSync, &self.calendar_sync)
     }
 
+    /// Whether an optional capability is switched off: none of its variables is set. Half set
+    /// is not disabled but misconfigured.
+    pub fn is_disabled(&self, capability: Capability) -> bool {
+        matches!(
+            self.problem(capability),
+            Some(ConfigProblem::Missing(variables))
+                if variables.len() == capability.variables().len()
+        )
+    }
+
     /// `None` when the capability is ready, else what stops it.
     pub fn problem(&self, capability: Capability) -> Option<&ConfigProblem> {
         match capability {

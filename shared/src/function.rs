@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::{Capability, ConfigProblem, EdgeConfig};
+use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
 use crate::http::{Body, IncomingRequest, OutgoingResponse};
 
@@ -31,6 +31,8 @@ pub struct Delivery {
     pub webhook_id: Option<String>,
     pub attempt: Option<u32>,
     pub payload: Map<String, Value>,
+    /// When it was verified, in Unix seconds: the handlers' clock (calendar stamps, signatures).
+    pub received_at: i64,
 }
 
 /// What a handler returns on success: extra fields of the 200 body.
@@ -166,7 +168,7 @@ async fn deliver<F: EdgeFunction>(
         .webhook_verifier()?
         .verify(&request.headers, body, context.now)?;
     log.webhook_id.clone_from(&verified.webhook_id);
-    let delivery = parse_delivery(request, body, verified.webhook_id)?;
+    let delivery = parse_delivery(request, body, verified.webhook_id, context.now)?;
     log.event = Some(delivery.event.clone());
 
     let outcome = if delivery.event == TEST_EVENT {
@@ -191,6 +193,7 @@ fn parse_delivery(
     request: &IncomingRequest,
     body: &[u8],
     webhook_id: Option<String>,
+    received_at: i64,
 ) -> Result<Delivery, EdgeError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|error| EdgeError::InvalidJson(error.to_string()))?;
@@ -230,6 +233,7 @@ fn parse_delivery(
         webhook_id,
         attempt,
         payload,
+        received_at,
     })
 }
 
@@ -250,11 +254,7 @@ fn health<F: EdgeFunction>(config: &EdgeConfig) -> OutgoingResponse {
     {
         let check = match config.problem(capability) {
             None => "ok".to_owned(),
-            Some(ConfigProblem::Missing(variables))
-                if !required && variables.len() == capability.variables().len() =>
-            {
-                "disabled".to_owned()
-            }
+            Some(_) if !required && config.is_disabled(capability) => "disabled".to_owned(),
             Some(problem) => {
                 missing.extend(problem.variables());
                 problem.to_string()

@@ -2,10 +2,13 @@
 //! HTTP contract of SPEC §5 and its single error type, and (on wasm) the seam to JavaScript.
 
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod function;
 pub mod http;
+pub mod rest;
 pub mod signature;
+pub mod upstream;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

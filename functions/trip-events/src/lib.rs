@@ -1,6 +1,11 @@
 //! `trip-events`: collaboration and booking notifications, e-mail, and calendar sync for TripSage
 //! (SPEC §6). Events arrive as signed webhooks from Postgres.
 
+pub mod calendar;
+pub mod events;
+mod handlers;
+pub mod notifications;
+
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
 
 pub struct TripEvents;
@@ -10,13 +15,8 @@ impl EdgeFunction for TripEvents {
     const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures, Capability::Supabase];
     const OPTIONAL: &'static [Capability] = &[Capability::Email, Capability::CalendarSync];
 
-    async fn handle(
-        &self,
-        delivery: &Delivery,
-        _config: &EdgeConfig,
-    ) -> Result<Outcome, EdgeError> {
-        // Collaboration, booking and calendar events arrive with their own handlers.
-        Err(EdgeError::UnsupportedEvent(delivery.event.clone()))
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+        handlers::handle(Self::NAME, delivery, config).await
     }
 }
 

@@ -1,0 +1,351 @@
+//! The events trip-events handles, parsed from their webhook payloads (SPEC §6; the payloads are
+//! built by the triggers and `sync_to_calendar` in `supabase/migrations/…_event_triggers.sql`).
+//! A missing or malformed field is a 400 naming it.
+
+use serde_json::{Map, Value};
+use shared::EdgeError;
+
+use crate::calendar::{CalendarItem, CalendarTrip};
+
+/// A change to who may work on a trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collaboration {
+    pub trip_id: i64,
+    /// The collaborator.
+    pub user_id: String,
+    pub added_by: String,
+    pub permission_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingKind {
+    Flight,
+    Accommodation,
+}
+
+impl BookingKind {
+    fn from_table(table: &str) -> Option<Self> {
+        match table {
+            "flights" => Some(Self::Flight),
+            "accommodations" => Some(Self::Accommodation),
+            _ => None,
+        }
+    }
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Flight => "flights",
+            Self::Accommodation => "accommodations",
+        }
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Flight => "flight",
+            Self::Accommodation => "accommodation",
+        }
+    }
+}
+
+/// A flight or accommodation whose booking status changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub trip_id: i64,
+    pub kind: BookingKind,
+    pub booking_id: i64,
+    pub status: String,
+}
+
+/// `sync_to_calendar()`: the trip and its itinerary as they were when it was called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarSync {
+    pub user_id: String,
+    pub trip: CalendarTrip,
+    pub items: Vec<CalendarItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TripEvent {
+    CollaboratorAdded(Collaboration),
+    CollaboratorUpdated {
+        collaboration: Collaboration,
+        old_level: String,
+    },
+    CollaboratorRemoved(Collaboration),
+    BookingConfirmed(Booking),
+    BookingCancelled(Booking),
+    CalendarSync(CalendarSync),
+}
+
+impl TripEvent {
+    pub fn parse(event: &str, payload: &Map<String, Value>) -> Result<Self, EdgeError> {
+        let fields = Fields(payload);
+        match event {
+            "trip.collaborator.added" => Ok(Self::CollaboratorAdded(fields.collaboration()?)),
+            "trip.collaborator.updated" => Ok(Self::CollaboratorUpdated {
+                collaboration: fields.collaboration()?,
+                old_level: fields.text("old_permission_level")?,
+            }),
+            "trip.collaborator.removed" => Ok(Self::CollaboratorRemoved(fields.collaboration()?)),
+            "booking.confirmed" => Ok(Self::BookingConfirmed(fields.booking(None)?)),
+            "booking.flights.cancelled" => Ok(Self::BookingCancelled(
+                fields.booking(Some(BookingKind::Flight))?,
+            )),
+            "booking.accommodations.cancelled" => Ok(Self::BookingCancelled(
+                fields.booking(Some(BookingKind::Accommodation))?,
+            )),
+            "calendar.sync.request" => Ok(Self::CalendarSync(fields.calendar_sync()?)),
+            other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
+        }
+    }
+
+    /// The trip the event is about.
+    pub fn trip_id(&self) -> i64 {
+        match self {
+            Self::CollaboratorAdded(c)
+            | Self::CollaboratorUpdated {
+                collaboration: c, ..
+            }
+            | Self::CollaboratorRemoved(c) => c.trip_id,
+            Self::BookingConfirmed(b) | Self::BookingCancelled(b) => b.trip_id,
+            Self::CalendarSync(sync) => sync.trip.trip_id,
+        }
+    }
+}
+
+/// Typed reads of payload fields; errors name the field by its path.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn value(&self, name: &str) -> Result<&Value, EdgeError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
+            Some(value) => Ok(value),
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<String, EdgeError> {
+        text_at(self.value(name)?, name)
+    }
+
+    fn optional_text(&self, name: &str) -> Result<Option<String>, EdgeError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => text_at(value, name).map(Some),
+        }
+    }
+
+    fn id(&self, name: &str) -> Result<i64, EdgeError> {
+        id_at(self.value(name)?, name)
+    }
+
+    fn user(&self, name: &str) -> Result<String, EdgeError> {
+        let text = self.text(name)?;
+        if is_uuid(&text) {
+            Ok(text.to_ascii_lowercase())
+        } else {
+            Err(invalid(name, "expected a UUID"))
+        }
+    }
+
+    fn collaboration(&self) -> Result<Collaboration, EdgeError> {
+        Ok(Collaboration {
+            trip_id: self.id("trip_id")?,
+            user_id: self.user("user_id")?,
+            added_by: self.user("added_by")?,
+            permission_level: self.text("permission_level")?,
+        })
+    }
+
+    /// `expected` is the kind the event name implies; `booking.confirmed` takes `booking_type`.
+    fn booking(&self, expected: Option<BookingKind>) -> Result<Booking, EdgeError> {
+        let table = self.text("booking_type")?;
+        let kind = BookingKind::from_table(&table)
+            .ok_or_else(|| invalid("booking_type", "expected flights or accommodations"))?;
+        if expected.is_some_and(|expected| expected != kind) {
+            return Err(invalid(
+                "booking_type",
+                "does not match the event's booking type",
+            ));
+        }
+        Ok(Booking {
+            trip_id: self.id("trip_id")?,
+            kind,
+            booking_id: self.id("booking_id")?,
+            status: self.text("new_status")?,
+        })
+    }
+
+    fn calendar_sync(&self) -> Result<CalendarSync, EdgeError> {
+        let trip = CalendarTrip {
+            trip_id: self.id("trip_id")?,
+            name: self.text("trip_name")?,
+            destination: self.text("destination")?,
+            start_date: self.text("start_date")?,
+            end_date: self.text("end_date")?,
+        };
+        let Value::Array(items) = self.value("items")? else {
+            return Err(invalid("items", "expected an array"));
+        };
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let Value::Object(item) = item else {
+                    return Err(invalid(&format!("items[{index}]"), "expected an object"));
+                };
+                let fields = Fields(item);
+                let prefixed = |error: EdgeError| prefix_field(error, &format!("items[{index}]."));
+                Ok(CalendarItem {
+                    id: fields.id("id").map_err(prefixed)?,
+                    title: fields.text("title").map_err(prefixed)?,
+                    description: fields.optional_text("description").map_err(prefixed)?,
+                    item_type: fields.text("item_type").map_err(prefixed)?,
+                    location: fields.optional_text("location").map_err(prefixed)?,
+                    start_time: fields.optional_text("start_time").map_err(prefixed)?,
+                    end_time: fields.optional_text("end_time").map_err(prefixed)?,
+                    updated_at: fields.text("updated_at").map_err(prefixed)?,
+                })
+            })
+            .collect::<Result<Vec<_>, EdgeError>>()?;
+        Ok(CalendarSync {
+            user_id: self.user("user_id")?,
+            trip,
+            items,
+        })
+    }
+}
+
+fn text_at(value: &Value, name: &str) -> Result<String, EdgeError> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(name, "expected a string"))
+}
+
+fn id_at(value: &Value, name: &str) -> Result<i64, EdgeError> {
+    value
+        .as_i64()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| invalid(name, "expected a positive integer id"))
+}
+
+fn invalid(field: &str, reason: &str) -> EdgeError {
+    EdgeError::InvalidField {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn prefix_field(error: EdgeError, prefix: &str) -> EdgeError {
+    match error {
+        EdgeError::MissingField(field) => EdgeError::MissingField(format!("{prefix}{field}")),
+        EdgeError::InvalidField { field, reason } => EdgeError::InvalidField {
+            field: format!("{prefix}{field}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ADA: &str = "0b9a7c1e-5d7b-4f4e-9a51-0d1c2b3a4f50";
+    const BOB: &str = "9f8e7d6c-5b4a-4f3e-8d2c-1b0a9f8e7d6c";
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn collaborator_events_parse() {
+        let payload = object(json!({
+            "event": "trip.collaborator.updated", "trip_id": 7, "user_id": ADA, "added_by": BOB,
+            "permission_level": "edit", "old_permission_level": "view", "operation": "UPDATE",
+        }));
+        assert_eq!(
+            TripEvent::parse("trip.collaborator.updated", &payload).unwrap(),
+            TripEvent::CollaboratorUpdated {
+                collaboration: Collaboration {
+                    trip_id: 7,
+                    user_id: ADA.into(),
+                    added_by: BOB.into(),
+                    permission_level: "edit".into(),
+                },
+                old_level: "view".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn booking_events_check_their_kind() {
+        let payload = object(json!({
+            "trip_id": 7, "booking_type": "flights", "booking_id": 3, "new_status": "cancelled",
+        }));
+        let event = TripEvent::parse("booking.flights.cancelled", &payload).unwrap();
+        assert_eq!(event.trip_id(), 7);
+        let error = TripEvent::parse("booking.accommodations.cancelled", &payload).unwrap_err();
+        assert_eq!(error.field(), Some("booking_type"));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let base =
+            json!({"trip_id": 7, "user_id": ADA, "added_by": BOB, "permission_level": "view"});
+        let cases = [
+            ("trip_id", json!(null), "trip_id"),
+            ("trip_id", json!("7"), "trip_id"),
+            ("trip_id", json!(-1), "trip_id"),
+            ("user_id", json!("not-a-uuid"), "user_id"),
+            ("added_by", json!(5), "added_by"),
+        ];
+        for (name, value, field) in cases {
+            let mut payload = object(base.clone());
+            payload.insert(name.into(), value);
+            let error = TripEvent::parse("trip.collaborator.added", &payload).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{name}");
+            assert_eq!(error.status(), 400);
+        }
+        let error = TripEvent::parse("trip.archived", &object(base)).unwrap_err();
+        assert_eq!(error.status(), 422);
+    }
+
+    #[test]
+    fn calendar_requests_carry_their_items() {
+        let payload = object(json!({
+            "user_id": ADA, "trip_id": 7, "trip_name": "Rome", "destination": "Rome, Italy",
+            "start_date": "2027-05-01", "end_date": "2027-05-08",
+            "items": [
+                {"id": 1, "title": "Flight", "description": null, "item_type": "flight",
+                 "location": "FCO", "start_time": "2027-05-01T08:00:00+00:00", "end_time": null,
+                 "updated_at": "2026-11-25T10:00:00+00:00"},
+                {"id": 2, "title": 5, "item_type": "activity", "updated_at": "x"},
+            ],
+        }));
+        let error = TripEvent::parse("calendar.sync.request", &payload).unwrap_err();
+        assert_eq!(error.field(), Some("items[1].title"));
+        let mut payload = payload;
+        payload["items"].as_array_mut().unwrap().pop();
+        let TripEvent::CalendarSync(sync) =
+            TripEvent::parse("calendar.sync.request", &payload).unwrap()
+        else {
+            panic!("a calendar sync");
+        };
+        assert_eq!(sync.items.len(), 1);
+        assert_eq!(sync.items[0].location.as_deref(), Some("FCO"));
+        assert_eq!(sync.trip.start_date, "2027-05-01");
+    }
+}

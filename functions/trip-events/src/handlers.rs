@@ -1,0 +1,245 @@
+//! The I/O around the pure core: read the trip and the people through PostgREST, write
+//! notifications, send the e-mail, post the calendar. Each step is safe to repeat, so a delivery
+//! that failed half-way and is retried finishes without doing anything twice.
+
+use serde_json::{json, Value};
+use shared::config::CalendarSyncConfig;
+use shared::email::send_email;
+use shared::rest::{Receipts, ServiceRest};
+use shared::upstream::send;
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, Outcome};
+
+use crate::calendar::{self, CalendarError};
+use crate::events::{CalendarSync, Collaboration, TripEvent};
+use crate::notifications::{self, Notification, Trip};
+
+/// Handles one verified delivery (everything but `test.webhook`).
+pub async fn handle(
+    function: &'static str,
+    delivery: &Delivery,
+    config: &EdgeConfig,
+) -> Result<Outcome, EdgeError> {
+    let event = TripEvent::parse(&delivery.event, &delivery.payload)?;
+    if let TripEvent::CalendarSync(_) = event {
+        config.calendar_sync()?;
+    }
+    let rest = ServiceRest::new(config.supabase()?);
+    let receipts = Receipts::new(&rest, function);
+    if let Some(webhook_id) = &delivery.webhook_id {
+        if receipts.seen(webhook_id).await? {
+            return Ok(outcome([("duplicate", json!(true))]));
+        }
+    }
+    let handler = Handler {
+        rest: &rest,
+        config,
+        delivery,
+    };
+    let result = match read_trip(&rest, event.trip_id()).await? {
+        None => outcome([("skipped", json!("trip_not_found"))]),
+        Some(trip) => handler.apply(&event, &trip).await?,
+    };
+    if let Some(webhook_id) = &delivery.webhook_id {
+        receipts
+            .record(webhook_id, &delivery.event, &result)
+            .await?;
+    }
+    Ok(result)
+}
+
+fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+struct Handler<'a> {
+    rest: &'a ServiceRest,
+    config: &'a EdgeConfig,
+    delivery: &'a Delivery,
+}
+
+impl Handler<'_> {
+    fn webhook_id(&self) -> Option<&str> {
+        self.delivery.webhook_id.as_deref()
+    }
+
+    async fn apply(&self, event: &TripEvent, trip: &Trip) -> Result<Outcome, EdgeError> {
+        let id = self.webhook_id();
+        match event {
+            TripEvent::CollaboratorAdded(collaboration) => self.invite(trip, collaboration).await,
+            TripEvent::CollaboratorUpdated {
+                collaboration,
+                old_level,
+            } => match notifications::level_change(trip, collaboration, old_level, id) {
+                None => Ok(outcome([("skipped", json!("level_unchanged"))])),
+                Some(notification) => self.notified(&notification).await,
+            },
+            TripEvent::CollaboratorRemoved(collaboration) => {
+                self.notified(&notifications::removal(trip, collaboration, id))
+                    .await
+            }
+            TripEvent::BookingConfirmed(booking) => {
+                self.notified(&notifications::booking(trip, booking, true, id))
+                    .await
+            }
+            TripEvent::BookingCancelled(booking) => {
+                self.notified(&notifications::booking(trip, booking, false, id))
+                    .await
+            }
+            TripEvent::CalendarSync(sync) => self.sync_calendar(sync).await,
+        }
+    }
+
+    /// Inserts the notification unless this delivery inserted it already.
+    async fn notify(&self, notification: &Notification) -> Result<bool, EdgeError> {
+        let row = notification.row();
+        let inserted = if notification.dedup_key.is_some() {
+            self.rest
+                .insert_new("notifications", "dedup_key", &row)
+                .await?
+        } else {
+            let request = self.rest.from("notifications").insert(row.to_string());
+            self.rest.rows(request).await?
+        };
+        Ok(!inserted.is_empty())
+    }
+
+    async fn notified(&self, notification: &Notification) -> Result<Outcome, EdgeError> {
+        let inserted = self.notify(notification).await?;
+        Ok(outcome([
+            ("notification", json!(notification.kind)),
+            ("notified", json!(inserted)),
+        ]))
+    }
+
+    /// The invitation: the notification, then (when e-mail is configured) the e-mail. A retry
+    /// after an e-mail failure finds the notification there and sends the e-mail with the same
+    /// idempotency key, so the provider sends it at most once.
+    async fn invite(
+        &self,
+        trip: &Trip,
+        collaboration: &Collaboration,
+    ) -> Result<Outcome, EdgeError> {
+        let inviter = read_contact(self.rest, &collaboration.added_by).await?;
+        let inviter_name = inviter.as_ref().map_or("A fellow traveller", |contact| {
+            contact.display_name.as_str()
+        });
+        let notification =
+            notifications::invitation(trip, collaboration, inviter_name, self.webhook_id());
+        let mut result = self.notified(&notification).await?;
+        let email = if self.config.is_disabled(Capability::Email) {
+            json!("disabled")
+        } else {
+            let email_config = self.config.email()?;
+            match read_contact(self.rest, &collaboration.user_id).await? {
+                None => json!("no_address"),
+                Some(contact) => {
+                    let email = notifications::invitation_email(
+                        &contact.email,
+                        trip,
+                        collaboration,
+                        inviter_name,
+                        self.config.app_url.as_deref(),
+                    );
+                    // Without a webhook-id (legacy signatures) one invitation per trip and user.
+                    let delivery = self
+                        .webhook_id()
+                        .map_or_else(|| format!("trip-{}", trip.id), str::to_owned);
+                    let key =
+                        notifications::email_idempotency_key(&delivery, &collaboration.user_id);
+                    let id = send_email(email_config, &email, &key).await?;
+                    json!({ "sent": id })
+                }
+            }
+        };
+        result.insert("email".to_owned(), email);
+        Ok(result)
+    }
+
+    async fn sync_calendar(&self, sync: &CalendarSync) -> Result<Outcome, EdgeError> {
+        let config = self.config.calendar_sync()?;
+        let document =
+            calendar::itinerary_calendar(&sync.trip, &sync.items, self.delivery.received_at)
+                .map_err(|CalendarError { field, reason }| EdgeError::InvalidField {
+                    field,
+                    reason,
+                })?;
+        let message_id = match self.webhook_id() {
+            Some(id) => format!("{id}-calendar"),
+            None => format!(
+                "calendar-{}-{}",
+                sync.trip.trip_id, self.delivery.received_at
+            ),
+        };
+        let status =
+            post_calendar(config, &message_id, self.delivery.received_at, document).await?;
+        Ok(outcome([(
+            "calendar",
+            json!({ "events": sync.items.len(), "status": status }),
+        )]))
+    }
+}
+
+/// POSTs the document to `CALENDAR_SYNC_URL`, signed with Standard Webhooks.
+async fn post_calendar(
+    config: &CalendarSyncConfig,
+    message_id: &str,
+    timestamp: i64,
+    document: String,
+) -> Result<u16, EdgeError> {
+    let signature = config
+        .secret
+        .sign(message_id, timestamp, document.as_bytes());
+    let request = reqwest::Client::new()
+        .post(&config.url)
+        .header("content-type", calendar::CONTENT_TYPE)
+        .header("webhook-id", message_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(document);
+    let (status, _) = send("calendar", request).await?;
+    Ok(status)
+}
+
+async fn read_trip(rest: &ServiceRest, trip_id: i64) -> Result<Option<Trip>, EdgeError> {
+    let request = rest
+        .from("trips")
+        .select("id,name,destination,user_id")
+        .eq("id", trip_id.to_string());
+    let rows = rest.rows(request).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+    Ok(Some(Trip {
+        id: trip_id,
+        name: text("name").to_owned(),
+        destination: text("destination").to_owned(),
+        owner_id: text("user_id").to_owned(),
+    }))
+}
+
+struct Contact {
+    email: String,
+    display_name: String,
+}
+
+/// A user's address and name through the service-role-only `get_user_contact()`.
+async fn read_contact(rest: &ServiceRest, user_id: &str) -> Result<Option<Contact>, EdgeError> {
+    let request = rest.rpc("get_user_contact", &json!({ "p_user_id": user_id }));
+    let rows = rest.rows(request).await?;
+    Ok(rows.first().and_then(|row| {
+        let email = row.get("email")?.as_str()?.to_owned();
+        let display_name = row
+            .get("display_name")
+            .and_then(Value::as_str)
+            .unwrap_or(&email)
+            .to_owned();
+        Some(Contact {
+            email,
+            display_name,
+        })
+    }))
+}

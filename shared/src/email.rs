@@ -1,0 +1,50 @@
+//! Sending e-mail through a Resend-compatible API (`POST {EMAIL_API_URL}` with a bearer key and an
+//! `Idempotency-Key`, so a retried delivery never sends a second message).
+
+use serde_json::{json, Value};
+
+use crate::config::EmailConfig;
+use crate::error::EdgeError;
+use crate::upstream::send_json;
+
+/// One message, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Sends `email`; the provider's message id. The same `idempotency_key` within the provider's
+/// window (24 h for Resend) returns the first message's id instead of sending again.
+pub async fn send_email(
+    config: &EmailConfig,
+    email: &Email,
+    idempotency_key: &str,
+) -> Result<String, EdgeError> {
+    let body = json!({
+        "from": config.from,
+        "to": [email.to],
+        "subject": email.subject,
+        "text": email.text,
+        "html": email.html,
+    });
+    let request = reqwest::Client::new()
+        .post(&config.api_url)
+        .bearer_auth(config.api_key.expose())
+        .header("idempotency-key", idempotency_key)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    let answer = send_json("email", request).await?;
+    answer
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| EdgeError::Upstream {
+            service: "email",
+            status: Some(200),
+            retry_after_seconds: None,
+            message: "the e-mail API answered without a message id".to_owned(),
+        })
+}
