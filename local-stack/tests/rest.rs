@@ -123,7 +123,7 @@ fn trip(user: &str, name: &str, destination: &str, budget: Option<f64>, notes: &
         "end_date": "2027-05-08",
         "budget": budget,
         "notes": notes,
-        "flexibility": {"dates": name.len() % 2 == 0},
+        "flexibility": {"dates": name.len().is_multiple_of(2)},
     })
 }
 
@@ -748,4 +748,42 @@ async fn values_are_bound_never_spliced() {
         .unwrap()
         .get(0);
     assert!(total >= 1, "the table is intact");
+}
+
+#[tokio::test]
+async fn browsers_may_call_it_cross_origin() {
+    let stack = Stack::start().await;
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, format!("{}/trips", stack.base))
+        .header("origin", "http://127.0.0.1:9")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "apikey, authorization, prefer",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "apikey, authorization, prefer"
+    );
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PATCH"));
+    let answer = send_request(
+        stack
+            .anon()
+            .from("trips")
+            .build()
+            .header("origin", "http://127.0.0.1:9"),
+    )
+    .await;
+    assert_eq!(answer.headers["access-control-allow-origin"], "*");
+    assert!(answer.headers["access-control-expose-headers"].contains("Content-Range"));
 }

@@ -9,3 +9,68 @@ wasm_bindgen_test_configure!(run_in_browser);
 async fn handle_export_keeps_the_shared_contract() {
     shared::wasm::test_support::check_handle_export("trip-events", trip_events::handle).await;
 }
+
+/// The Supabase CLI's well-known local service-role key, which the local stack accepts.
+const SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A whole event through the wasm build, with its I/O going out through the browser's fetch:
+/// `scripts/test` serves the local stack's `/rest/v1` over the test database and creates a user
+/// and a trip for it.
+#[wasm_bindgen_test]
+async fn a_collaborator_removal_is_handled_through_postgrest_from_wasm() {
+    use shared::wasm::test_support::{env, json, signed_request};
+
+    // Compile-time values: the test runs in a browser, which has no environment.
+    let Some(rest_url) = option_env!("TRIPSAGE_WASM_REST_URL") else {
+        panic!("TRIPSAGE_WASM_REST_URL is not set: run ./scripts/test, which serves /rest/v1 for this test");
+    };
+    let Some(fixture) = option_env!("TRIPSAGE_WASM_FIXTURE") else {
+        panic!("TRIPSAGE_WASM_FIXTURE (\"<user id> <trip id>\") is not set: run ./scripts/test");
+    };
+    let (user, trip) = fixture.split_once(' ').expect("<user id> <trip id>");
+    let env = env(&[
+        ("SUPABASE_URL", rest_url),
+        ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_ROLE_KEY),
+        ("WEBHOOK_SECRET", SECRET),
+    ]);
+    let webhook_id = format!("msg_wasm_{}", js_sys::Date::now() as u64);
+    let body = format!(
+        r#"{{"event":"trip.collaborator.removed","trip_id":{trip},"user_id":"{user}","added_by":"{user}","permission_level":"view"}}"#
+    );
+    let deliver = || {
+        let request = signed_request(
+            "http://127.0.0.1:54321/trip-events",
+            SECRET,
+            &webhook_id,
+            &body,
+        );
+        trip_events::handle(request, env.clone())
+    };
+
+    let (status, answer) = json(deliver().await.expect("handle")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["notification"], "trip_collaboration_removed");
+    assert_eq!(answer["notified"], true);
+    let (status, again) = json(deliver().await.expect("handle")).await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &serde_json::json!(true))
+    );
+
+    let dedup_key = format!("{webhook_id}:{user}:trip_collaboration_removed");
+    let rows: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{rest_url}/rest/v1/notifications?select=type,metadata&dedup_key=eq.{dedup_key}"
+        ))
+        .header("apikey", SERVICE_ROLE_KEY)
+        .header("authorization", format!("Bearer {SERVICE_ROLE_KEY}"))
+        .send()
+        .await
+        .expect("read back through /rest/v1")
+        .json()
+        .await
+        .expect("JSON rows");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["metadata"]["trip_id"].to_string(), trip);
+}
