@@ -58,7 +58,8 @@ const EMAILS_PATH: &str = "/resend/emails";
 const CALENDAR_PATH: &str = "/calendar";
 const INSPECT_EMAILS_PATH: &str = "/_stand-ins/emails";
 const INSPECT_CALENDAR_PATH: &str = "/_stand-ins/calendar";
-/// `POST {"count": n}`: the next n e-mail sends fail (for retry tests through the whole stack).
+/// `POST {"count": n, "to": address}`: the next n e-mail sends (to that address, if given) fail,
+/// for retry tests through the whole stack.
 const FAIL_EMAILS_PATH: &str = "/_stand-ins/emails/fail-next";
 
 /// Embedding batches of 2048 inputs are larger than axum's default 2 MB body limit.
@@ -131,7 +132,9 @@ impl StandIns {
     /// Makes the next `count` e-mail sends fail as Resend does on its side (500
     /// `internal_server_error`), after authentication and validation, recording nothing.
     pub fn fail_next_emails(&self, count: usize) {
-        self.shared.records().email_failures = count;
+        let mut records = self.shared.records();
+        records.email_failures = count;
+        records.failing_recipient = None;
     }
 
     pub fn request_count(&self, path: &str) -> usize {
@@ -183,8 +186,10 @@ struct Records {
     requests: HashMap<String, usize>,
     outbox: Outbox,
     calendar: Vec<CalendarPost>,
-    /// How many of the next e-mail sends fail with Resend's 500 (tests of retries).
+    /// How many of the next e-mail sends fail with Resend's 500 (tests of retries), and to whom
+    /// (`None`: any recipient).
     email_failures: usize,
+    failing_recipient: Option<String>,
 }
 
 impl Shared {
@@ -313,18 +318,23 @@ async fn inspect_emails(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn fail_emails(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let count = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|body| body.get("count").and_then(Value::as_u64))
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let count = body
+        .get("count")
+        .and_then(Value::as_u64)
         .and_then(|count| usize::try_from(count).ok());
+    let to = body.get("to").and_then(Value::as_str).map(str::to_owned);
     match count {
         Some(count) => {
-            shared.records().email_failures = count;
-            Json(json!({ "failing_next": count })).into_response()
+            let mut records = shared.records();
+            records.email_failures = count;
+            records.failing_recipient.clone_from(&to);
+            Json(json!({ "failing_next": count, "to": to })).into_response()
         }
         None => (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "error": { "code": "invalid_body", "message": "expected {\"count\": n}" } })),
+            Json(json!({ "error": { "code": "invalid_body",
+                                    "message": "expected {\"count\": n, \"to\": optional address}" } })),
         )
             .into_response(),
     }
@@ -1177,7 +1187,16 @@ fn accept_email(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Str
     let idempotency_key = idempotency_key(headers)?;
     let email = validated_email(body)?;
     let mut records = shared.records();
-    if records.email_failures > 0 {
+    let to_failing_recipient =
+        records
+            .failing_recipient
+            .as_ref()
+            .is_none_or(|recipient| match &email["to"] {
+                Value::String(to) => to == recipient,
+                Value::Array(to) => to.iter().any(|address| address == recipient.as_str()),
+                _ => false,
+            });
+    if records.email_failures > 0 && to_failing_recipient {
         records.email_failures -= 1;
         return Err(ResendError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
