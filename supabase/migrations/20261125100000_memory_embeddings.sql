@@ -1,0 +1,247 @@
+-- Embeddings for memories (SPEC §6, ai-processing): the pending-work state, the trigger that
+-- asks for embeddings once per statement, and the RPCs the function claims and stores work with.
+--
+-- A memory is pending while it has no embedding, or its content changed since it was embedded
+-- (embedding_content_hash is the md5 of the content the embedding was made from). A claim leases
+-- pending memories for a while (embedding_lease_id/until) with FOR UPDATE SKIP LOCKED, so two
+-- invocations never take the same memory; what a failed invocation leaves behind is claimable
+-- again when it releases it or its lease expires. No vector is ever written but one received.
+
+alter table public.memories
+  add column embedding_content_hash text,
+  add column embedding_lease_until timestamptz,
+  add column embedding_lease_id uuid;
+comment on column public.memories.embedding_content_hash is
+  'md5 of the content the embedding was computed from; differs from md5(content) when stale.';
+comment on column public.memories.embedding_lease_until is
+  'An ai-processing invocation is embedding this memory until then.';
+
+-- Embeddings made before this migration were made from the current content.
+update public.memories set embedding_content_hash = md5(content) where embedding is not null;
+
+create index memories_pending_embedding_idx on public.memories (id)
+  where embedding is null or embedding_content_hash is null;
+
+-- Users manage their memories' content; the embedding and its bookkeeping are the function's.
+revoke update on public.memories from anon, authenticated;
+grant update (user_id, memory_type, content, metadata) on public.memories to anon, authenticated;
+
+-- The unique (user, category, preference) a user_preference memory stands for.
+create unique index memories_user_preference_key on public.memories
+  (user_id, (metadata ->> 'category'), (metadata ->> 'preference'))
+  where memory_type = 'user_preference';
+
+-- Session memories are made once per chat message.
+alter table public.session_memories
+  add column source_message_id bigint unique references public.chat_messages (id) on delete set null;
+
+-- Trigger: one memory.generate.embedding per statement, with the ids that need an embedding ----
+
+create function public.webhook_memories_changed()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_ids bigint[];
+begin
+  if tg_op = 'INSERT' then
+    select array_agg(n.id order by n.id) into v_ids from new_rows n;
+  else
+    select array_agg(n.id order by n.id) into v_ids
+    from new_rows n join old_rows o on o.id = n.id
+    where n.content is distinct from o.content;
+  end if;
+  if v_ids is not null then
+    perform public.dispatch_webhook_event('memory.generate.embedding', jsonb_build_object(
+      'event', 'memory.generate.embedding',
+      'memory_ids', to_jsonb(v_ids),
+      'timestamp', now()));
+  end if;
+  return null;
+end;
+$$;
+
+create trigger webhook_memories_inserted
+  after insert on public.memories
+  referencing new table as new_rows
+  for each statement execute function public.webhook_memories_changed();
+create trigger webhook_memories_updated
+  after update on public.memories
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function public.webhook_memories_changed();
+
+-- RPCs for ai-processing (service role only) ----------------------------------------------------
+
+-- Leases up to p_limit pending memories (of p_memory_ids, or any) for p_lease_seconds.
+create function public.claim_memory_embeddings(
+  p_memory_ids bigint[] default null,
+  p_limit integer default 2048,
+  p_lease_seconds integer default 120)
+returns table (id bigint, content text, content_hash text, lease_id uuid)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_lease uuid := gen_random_uuid();
+begin
+  if p_limit not between 1 and 20000 then
+    raise exception 'p_limit must be between 1 and 20000, not %', p_limit using errcode = '22023';
+  end if;
+  if p_lease_seconds not between 1 and 3600 then
+    raise exception 'p_lease_seconds must be between 1 and 3600, not %', p_lease_seconds
+      using errcode = '22023';
+  end if;
+  return query
+  with candidates as (
+    select m.id from public.memories m
+    where (p_memory_ids is null or m.id = any (p_memory_ids))
+      and (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+      and (m.embedding_lease_until is null or m.embedding_lease_until < now())
+    order by m.id
+    limit p_limit
+    for update skip locked
+  )
+  update public.memories m
+  set embedding_lease_until = now() + make_interval(secs => p_lease_seconds),
+      embedding_lease_id = v_lease
+  from candidates c
+  where m.id = c.id
+  returning m.id, m.content, md5(m.content), v_lease;
+end;
+$$;
+
+-- How many memories are pending and not leased (of p_memory_ids, or all).
+create function public.count_pending_memory_embeddings(p_memory_ids bigint[] default null)
+returns bigint
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select count(*) from public.memories m
+  where (p_memory_ids is null or m.id = any (p_memory_ids))
+    and (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+$$;
+
+-- Writes received vectors in one statement: p_embeddings is [{id, content_hash, embedding,
+-- truncated?}]. Only rows still held by p_lease_id whose content is unchanged are written;
+-- metadata is merged (embedding_model, embedding_generated_at), never replaced. Returns how many.
+create function public.store_memory_embeddings(p_lease_id uuid, p_model text, p_embeddings jsonb)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_stored integer;
+begin
+  update public.memories m
+  set embedding = (e.value ->> 'embedding')::extensions.vector,
+      embedding_content_hash = e.value ->> 'content_hash',
+      embedding_lease_until = null,
+      embedding_lease_id = null,
+      metadata = m.metadata
+        || jsonb_build_object('embedding_model', p_model, 'embedding_generated_at', now())
+        || case when (e.value ->> 'truncated')::boolean
+                then jsonb_build_object('embedding_truncated', true)
+                else '{}'::jsonb end
+  from jsonb_array_elements(p_embeddings) e
+  where m.id = (e.value ->> 'id')::bigint
+    and m.embedding_lease_id = p_lease_id
+    and md5(m.content) = e.value ->> 'content_hash';
+  get diagnostics v_stored = row_count;
+  return v_stored;
+end;
+$$;
+
+-- Gives back what a lease still holds, so a retry need not wait for it to expire.
+create function public.release_memory_embeddings(p_lease_id uuid)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_released integer;
+begin
+  update public.memories
+  set embedding_lease_until = null, embedding_lease_id = null
+  where embedding_lease_id = p_lease_id;
+  get diagnostics v_released = row_count;
+  return v_released;
+end;
+$$;
+
+-- Upserts user_preference memories by exact (user, category, preference): confidence becomes
+-- the larger of the old and new, last_reinforced now. p_preferences is
+-- [{category, preference, confidence}].
+create function public.upsert_user_preferences(
+  p_user_id uuid, p_preferences jsonb, p_message_id bigint default null)
+returns table (id bigint, category text, preference text, confidence double precision,
+               inserted boolean)
+language sql
+security definer
+set search_path = ''
+as $$
+  insert into public.memories as m (user_id, memory_type, content, metadata)
+  select p_user_id, 'user_preference', format('%s: %s', p.category, p.preference),
+         jsonb_build_object('category', p.category, 'preference', p.preference,
+                            'confidence', p.confidence, 'last_reinforced', now(),
+                            'source', 'chat', 'message_id', p_message_id)
+  from jsonb_to_recordset(p_preferences) as p(category text, preference text,
+                                               confidence double precision)
+  on conflict (user_id, (metadata ->> 'category'), (metadata ->> 'preference'))
+    where memory_type = 'user_preference'
+  do update set metadata = m.metadata || jsonb_build_object(
+    'confidence', greatest((m.metadata ->> 'confidence')::double precision,
+                           (excluded.metadata ->> 'confidence')::double precision),
+    'last_reinforced', now(),
+    'message_id', p_message_id)
+  returning m.id, m.metadata ->> 'category', m.metadata ->> 'preference',
+            (m.metadata ->> 'confidence')::double precision, xmax = 0
+$$;
+
+do $$
+declare
+  f text;
+begin
+  foreach f in array array[
+    'public.claim_memory_embeddings(bigint[], integer, integer)',
+    'public.count_pending_memory_embeddings(bigint[])',
+    'public.store_memory_embeddings(uuid, text, jsonb)',
+    'public.release_memory_embeddings(uuid)',
+    'public.upsert_user_preferences(uuid, jsonb, bigint)']
+  loop
+    execute format('revoke execute on function %s from public, anon, authenticated', f);
+    execute format('grant execute on function %s to service_role', f);
+  end loop;
+end;
+$$;
+
+-- The sweep: one memory.generate.embedding without ids when anything is pending and unleased.
+create or replace function public.enqueue_memory_embeddings()
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_pending integer;
+begin
+  select count(*) into v_pending from public.memories m
+  where (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+    and (m.embedding_lease_until is null or m.embedding_lease_until < now());
+  if v_pending > 0 then
+    perform public.dispatch_webhook_event('memory.generate.embedding',
+      jsonb_build_object('event', 'memory.generate.embedding', 'reason', 'sweep',
+                         'pending', v_pending, 'timestamp', now()));
+  end if;
+  return v_pending;
+end;
+$$;
+
+select cron.schedule('generate-memory-embeddings', '*/5 * * * *',
+  $$select public.enqueue_memory_embeddings()$$);

@@ -1,0 +1,137 @@
+-- The embedding pipeline's database side: one memory.generate.embedding per statement with the
+-- ids that need an embedding, leases that never hand the same memory out twice, stores that write
+-- only what the lease still holds with unchanged content and merge metadata, releases, the sweep,
+-- preference upserts, and who may call what.
+begin;
+create extension if not exists pgtap with schema extensions;
+\ir helpers.psql
+
+select plan(29);
+
+select pg_temp.create_user('ada@example.com') as ada \gset
+
+create function pg_temp.vector_text(p_value real, p_dimensions integer default 1536)
+returns text
+language sql
+as $$ select '[' || array_to_string(array_fill(p_value, array[p_dimensions]), ',') || ']' $$;
+
+create function pg_temp.embedding_events()
+returns setof jsonb
+language sql
+as $$
+  select payload -> 'memory_ids' from public.webhook_logs
+  where event_type = 'memory.generate.embedding' order by id
+$$;
+
+-- Trigger --------------------------------------------------------------------------------------
+delete from public.webhook_logs where event_type = 'memory.generate.embedding';
+insert into public.memories (user_id, content, metadata)
+values (:'ada', 'Prefers ryokans', '{"source": "chat"}'),
+       (:'ada', 'Travels by train', '{}'),
+       (:'ada', 'Vegetarian', '{}');
+select array_agg(id order by id) as ids from public.memories where user_id = :'ada' \gset
+select is((select count(*) from pg_temp.embedding_events()), 1::bigint,
+  'one statement inserting three memories sends one event');
+select is((select e from pg_temp.embedding_events() e), to_jsonb(:'ids'::bigint[]),
+  'with the ids of all three');
+select is((select payload ->> 'event' from public.webhook_logs
+           where event_type = 'memory.generate.embedding'), 'memory.generate.embedding',
+  'the payload names the event');
+
+update public.memories set metadata = '{"pinned": true}' where id = (:'ids'::bigint[])[2];
+select is((select count(*) from pg_temp.embedding_events()), 1::bigint,
+  'an update that keeps the content sends nothing');
+update public.memories set content = 'Travels by night train' where id = (:'ids'::bigint[])[2];
+select is((select e from pg_temp.embedding_events() e offset 1),
+  jsonb_build_array((:'ids'::bigint[])[2]), 'a content change sends its id');
+
+-- Claims ---------------------------------------------------------------------------------------
+select is(public.count_pending_memory_embeddings(:'ids'), 3::bigint, 'three are pending');
+create temporary table first_claim on commit drop as
+  select * from public.claim_memory_embeddings(:'ids', 2, 120);
+select is((select count(*) from first_claim), 2::bigint, 'a claim takes at most p_limit');
+select is((select count(distinct lease_id) from first_claim), 1::bigint, 'under one lease');
+select is((select array_agg(content_hash order by id) from first_claim),
+  (select array_agg(md5(content) order by id) from public.memories where id = any (:'ids') and id in (select id from first_claim)),
+  'with the hash of the content it embeds');
+create temporary table second_claim on commit drop as
+  select * from public.claim_memory_embeddings(:'ids', 10, 120);
+select is((select count(*) from second_claim where id in (select id from first_claim)), 0::bigint,
+  'leased memories are not handed out again');
+select is((select count(*) from second_claim), 1::bigint, 'only the one never claimed');
+select lease_id as lease from first_claim limit 1 \gset
+
+-- Stores ---------------------------------------------------------------------------------------
+select id as first_id, content_hash as first_hash from first_claim order by id limit 1 \gset
+select is(public.store_memory_embeddings(gen_random_uuid(), 'text-embedding-3-small',
+            jsonb_build_array(jsonb_build_object('id', :first_id, 'content_hash', :'first_hash',
+                                                 'embedding', pg_temp.vector_text(0.5)::jsonb))),
+  0, 'a store under another lease writes nothing');
+select is(public.store_memory_embeddings(:'lease', 'text-embedding-3-small',
+            jsonb_build_array(jsonb_build_object('id', :first_id, 'content_hash', :'first_hash',
+                                                 'embedding', pg_temp.vector_text(0.5)::jsonb,
+                                                 'truncated', true))),
+  1, 'the lease holder stores a vector');
+select is((select embedding::text from public.memories where id = :first_id),
+  pg_temp.vector_text(0.5), 'exactly the vector received');
+select is((select metadata - 'embedding_generated_at' from public.memories where id = :first_id),
+  '{"source": "chat", "embedding_model": "text-embedding-3-small", "embedding_truncated": true}'::jsonb,
+  'metadata is merged, not replaced');
+select ok((select embedding_lease_id is null and embedding_content_hash = md5(content)
+           from public.memories where id = :first_id),
+  'the stored memory is no longer leased nor pending');
+select throws_ok(format($$select public.store_memory_embeddings(%L, 'm',
+                          jsonb_build_array(jsonb_build_object('id', %s, 'content_hash', %L,
+                                                               'embedding', %L::jsonb)))$$,
+                        :'lease', (select max(id) from first_claim),
+                        (select content_hash from first_claim order by id desc limit 1),
+                        pg_temp.vector_text(0.5, 1535)),
+  '22000', null, 'a vector of the wrong dimension is refused');
+
+select id as second_id, content_hash as second_hash from first_claim order by id desc limit 1 \gset
+update public.memories set content = 'Travels by day train' where id = :second_id;
+select is(public.store_memory_embeddings(:'lease', 'm',
+            jsonb_build_array(jsonb_build_object('id', :second_id, 'content_hash', :'second_hash',
+                                                 'embedding', pg_temp.vector_text(0.25)::jsonb))),
+  0, 'a vector of content that changed since the claim is not stored');
+select is(public.release_memory_embeddings(:'lease'), 1, 'release gives back what the lease holds');
+select is((select count(*) from public.claim_memory_embeddings(:'ids', 10, 120)), 1::bigint,
+  'and the released memory can be claimed again');
+
+update public.memories set embedding_lease_until = now() - interval '1 second'
+where id = any (:'ids');
+select is((select count(*) from public.claim_memory_embeddings(:'ids', 10, 120)), 2::bigint,
+  'an expired lease is claimable');
+
+-- The sweep ------------------------------------------------------------------------------------
+update public.memories set embedding_lease_until = null, embedding_lease_id = null
+where id = any (:'ids');
+select is(public.enqueue_memory_embeddings() >= 2, true, 'the sweep counts unleased pending memories');
+
+-- Preferences ----------------------------------------------------------------------------------
+select is((select array_agg(inserted order by preference) from public.upsert_user_preferences(:'ada',
+            '[{"category": "budget", "preference": "budget travel", "confidence": 0.6},
+              {"category": "accommodation", "preference": "hostel", "confidence": 0.7}]', null)),
+  array[true, true], 'new preferences are inserted');
+select is((select confidence from public.upsert_user_preferences(:'ada',
+            '[{"category": "budget", "preference": "budget travel", "confidence": 0.4}]', 42)),
+  0.6::double precision, 'a weaker repeat keeps the higher confidence');
+select is((select confidence from public.upsert_user_preferences(:'ada',
+            '[{"category": "budget", "preference": "budget travel", "confidence": 0.9}]', 43)),
+  0.9::double precision, 'a stronger one raises it');
+select is((select count(*) from public.memories
+           where user_id = :'ada' and memory_type = 'user_preference' and metadata ? 'category'), 2::bigint,
+  'one memory per (user, category, preference)');
+
+-- Who may call what ----------------------------------------------------------------------------
+select pg_temp.act_as(:'ada');
+select throws_ok('select * from public.claim_memory_embeddings()', '42501', null,
+  'users cannot claim memories');
+select throws_ok(format('update public.memories set embedding = %L where id = %s',
+                        pg_temp.vector_text(1), :first_id),
+  '42501', null, 'users cannot write embeddings');
+select lives_ok(format($$update public.memories set content = 'Loves ryokans' where id = %s$$, :first_id),
+  'users still edit their memories');
+
+select * from finish();
+rollback;
