@@ -61,6 +61,8 @@ const INSPECT_CALENDAR_PATH: &str = "/_stand-ins/calendar";
 /// `POST {"count": n, "to": address}`: the next n e-mail sends (to that address, if given) fail,
 /// for retry tests through the whole stack.
 const FAIL_EMAILS_PATH: &str = "/_stand-ins/emails/fail-next";
+/// `POST` an [`EmbeddingsBehaviour`] as JSON.
+const EMBEDDINGS_BEHAVIOUR_PATH: &str = "/_stand-ins/openai/embeddings/behaviour";
 
 /// Embedding batches of 2048 inputs are larger than axum's default 2 MB body limit.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -137,6 +139,11 @@ impl StandIns {
         records.failing_recipient = None;
     }
 
+    /// Changes how the embeddings endpoint answers from now on.
+    pub fn set_embeddings_behaviour(&self, behaviour: EmbeddingsBehaviour) {
+        self.shared.records().embeddings = behaviour;
+    }
+
     pub fn request_count(&self, path: &str) -> usize {
         self.shared
             .records()
@@ -159,6 +166,25 @@ impl fmt::Debug for StandIns {
             .field("address", &self.address)
             .finish_non_exhaustive()
     }
+}
+
+/// How the embeddings stand-in misbehaves, for tests of a caller's retries and checks. Set with
+/// [`StandIns::set_embeddings_behaviour`] or `POST /_stand-ins/openai/embeddings/behaviour`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EmbeddingsBehaviour {
+    /// Answer this many of the next requests with OpenAI's 429 `rate_limit_exceeded`.
+    pub rate_limit_next: usize,
+    /// The `Retry-After` those 429s carry (none: only `x-ratelimit-reset-requests`).
+    pub retry_after_seconds: Option<u64>,
+    /// Answer this many of the next requests with a 500.
+    pub server_error_next: usize,
+    /// Answer every request with 429 `insufficient_quota`.
+    pub out_of_quota: bool,
+    /// Answer with vectors of this many dimensions, whatever the model's.
+    pub dimensions: Option<usize>,
+    /// Wait this long before each answer, as a remote API would.
+    pub latency_ms: u64,
 }
 
 /// One calendar document the receiver accepted.
@@ -190,6 +216,7 @@ struct Records {
     /// (`None`: any recipient).
     email_failures: usize,
     failing_recipient: Option<String>,
+    embeddings: EmbeddingsBehaviour,
 }
 
 impl Shared {
@@ -259,6 +286,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(INSPECT_EMAILS_PATH, get(inspect_emails))
         .route(INSPECT_CALENDAR_PATH, get(inspect_calendar))
         .route(FAIL_EMAILS_PATH, post(fail_emails))
+        .route(EMBEDDINGS_BEHAVIOUR_PATH, post(embeddings_behaviour))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -335,6 +363,20 @@ async fn fail_emails(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": { "code": "invalid_body",
                                     "message": "expected {\"count\": n, \"to\": optional address}" } })),
+        )
+            .into_response(),
+    }
+}
+
+async fn embeddings_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<EmbeddingsBehaviour>(&body) {
+        Ok(behaviour) => {
+            shared.records().embeddings = behaviour.clone();
+            Json(json!({ "behaviour": behaviour })).into_response()
+        }
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": { "code": "invalid_body", "message": error.to_string() } })),
         )
             .into_response(),
     }
@@ -562,8 +604,96 @@ async fn embeddings(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let result = openai_request(&headers, &body).and_then(|request| embed(&request));
+    let request = match openai_request(&headers, &body) {
+        Ok(request) => request,
+        Err(error) => return openai_response(&shared, started, Err(error)),
+    };
+    let (throttle, behaviour) = {
+        let mut records = shared.records();
+        let behaviour = &mut records.embeddings;
+        let throttle = if behaviour.out_of_quota {
+            Some(Throttle::Quota)
+        } else if behaviour.rate_limit_next > 0 {
+            behaviour.rate_limit_next -= 1;
+            Some(Throttle::RateLimit(behaviour.retry_after_seconds))
+        } else if behaviour.server_error_next > 0 {
+            behaviour.server_error_next -= 1;
+            Some(Throttle::ServerError)
+        } else {
+            None
+        };
+        (throttle, behaviour.clone())
+    };
+    if behaviour.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;
+    }
+    if let Some(throttle) = throttle {
+        return throttle.into_response();
+    }
+    let result = embed(&request).map(|mut answer| {
+        if let Some(dimensions) = behaviour.dimensions {
+            resize_embeddings(&mut answer, dimensions);
+        }
+        answer
+    });
     openai_response(&shared, started, result)
+}
+
+/// The failures [`EmbeddingsBehaviour`] asks for, in OpenAI's wire format.
+enum Throttle {
+    RateLimit(Option<u64>),
+    ServerError,
+    Quota,
+}
+
+impl IntoResponse for Throttle {
+    fn into_response(self) -> Response {
+        let (status, message, kind, code) = match &self {
+            Self::RateLimit(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests (local stand-in). Please try again later.",
+                "requests",
+                Some("rate_limit_exceeded"),
+            ),
+            Self::ServerError => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+                None,
+            ),
+            Self::Quota => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                Some("insufficient_quota"),
+            ),
+        };
+        let body = json!({
+            "error": { "message": message, "type": kind, "param": null, "code": code }
+        });
+        let mut response = (status, Json(body)).into_response();
+        if let Self::RateLimit(retry_after) = self {
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(0_u32));
+            headers.insert("x-ratelimit-reset-requests", HeaderValue::from_static("1s"));
+            if let Some(seconds) = retry_after {
+                headers.insert("retry-after", HeaderValue::from(seconds));
+            }
+        }
+        response
+    }
+}
+
+/// Cuts or pads every float vector of an embeddings answer to `dimensions`.
+fn resize_embeddings(answer: &mut Value, dimensions: usize) {
+    let Some(data) = answer.get_mut("data").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for item in data {
+        if let Some(vector) = item.get_mut("embedding").and_then(Value::as_array_mut) {
+            vector.resize(dimensions, json!(0.0));
+        }
+    }
 }
 
 fn required_model(request: &Map<String, Value>) -> Result<&str, OpenAiError> {

@@ -1,11 +1,13 @@
 //! What both TripSage edge functions share: webhook signature verification, configuration, the
 //! HTTP contract of SPEC §5 and its single error type, and (on wasm) the seam to JavaScript.
 
+pub mod clock;
 pub mod config;
 pub mod email;
 pub mod error;
 pub mod function;
 pub mod http;
+pub mod openai;
 pub mod rest;
 pub mod signature;
 pub mod upstream;

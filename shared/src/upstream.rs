@@ -69,7 +69,7 @@ pub fn parse_retry_after(value: &str) -> Option<u64> {
 }
 
 /// The error's message without its URL, which may carry query values.
-fn without_url(error: &reqwest::Error) -> String {
+pub(crate) fn without_url(error: &reqwest::Error) -> String {
     let text = error.to_string();
     match error.url() {
         Some(url) => text.replace(url.as_str(), "<url>"),

@@ -1,6 +1,10 @@
 //! `ai-processing`: embeddings for `memories` and travel-preference extraction from chat for
 //! TripSage (SPEC §6). Events arrive as signed webhooks from Postgres.
 
+pub mod embeddings;
+mod handlers;
+pub mod preferences;
+
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
 
 pub struct AiProcessing;
@@ -14,13 +18,8 @@ impl EdgeFunction for AiProcessing {
     ];
     const OPTIONAL: &'static [Capability] = &[];
 
-    async fn handle(
-        &self,
-        delivery: &Delivery,
-        _config: &EdgeConfig,
-    ) -> Result<Outcome, EdgeError> {
-        // Embedding and chat events arrive with their own handlers.
-        Err(EdgeError::UnsupportedEvent(delivery.event.clone()))
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+        handlers::handle(Self::NAME, delivery, config).await
     }
 }
 

@@ -1,0 +1,497 @@
+//! The I/O around the pure core: claim pending memories and store their vectors through
+//! PostgREST, call the OpenAI-compatible API with retries inside the request's time budget, and
+//! turn a user's chat message into a session memory and preference memories.
+
+use serde_json::{json, Map, Value};
+use shared::config::OpenAiConfig;
+use shared::rest::{Receipts, ServiceRest};
+use shared::{clock, openai, Delivery, EdgeConfig, EdgeError, Outcome};
+
+use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
+use crate::preferences::{self, Preference};
+
+/// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
+pub const DIMENSIONS: usize = 1536;
+/// How many memories one claim takes: one embeddings request's worth.
+const CLAIM_SIZE: usize = 2048;
+/// How long claimed memories are ours before another invocation may take them.
+const LEASE_SECONDS: u32 = 120;
+/// How long one delivery may spend, retries included: under pg_net's 10 s request timeout.
+const TIME_BUDGET_MS: f64 = 8_000.0;
+/// Vectors per store call. Writing a vector also updates the HNSW index (about 2–3 ms each on a
+/// small machine), and hosted PostgREST runs statements under an 8 s `statement_timeout`; 500 keep
+/// one store near a second and a 500-memory statement in one round trip.
+const STORE_CHUNK: usize = 500;
+
+pub async fn handle(
+    function: &'static str,
+    delivery: &Delivery,
+    config: &EdgeConfig,
+) -> Result<Outcome, EdgeError> {
+    match delivery.event.as_str() {
+        "memory.generate.embedding" => embed_memories(delivery, config).await,
+        "chat.message.process" | "chat.message.created" => {
+            process_chat(function, delivery, config).await
+        }
+        other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
+    }
+}
+
+fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+fn invalid(field: &str, reason: &str) -> EdgeError {
+    EdgeError::InvalidField {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Counts what one delivery did.
+#[derive(Debug, Default)]
+struct Progress {
+    embedded: usize,
+    provider_calls: usize,
+    skipped: usize,
+}
+
+/// `memory_ids` of the payload, if it names them (the sweep does not).
+fn memory_ids(payload: &Map<String, Value>) -> Result<Option<Vec<i64>>, EdgeError> {
+    match payload.get("memory_ids") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .map(|id| {
+                id.as_i64()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| invalid("memory_ids", "expected positive integer ids"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid("memory_ids", "expected an array of ids")),
+    }
+}
+
+/// A claimed memory, with the hash of the content it was claimed with.
+struct Claimed {
+    memory: PendingMemory,
+    content_hash: String,
+}
+
+async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+    // Without a key nothing is claimed or touched: 503 not_configured.
+    let openai = config.openai()?;
+    let rest = ServiceRest::new(config.supabase()?);
+    let ids = memory_ids(&delivery.payload)?;
+    let deadline = clock::now_ms() + TIME_BUDGET_MS;
+    let mut progress = Progress::default();
+    let mut failure = None;
+    while clock::now_ms() < deadline {
+        let (lease, claimed) = claim(&rest, ids.as_deref()).await?;
+        let Some(lease) = lease else { break };
+        let memories: Vec<PendingMemory> = claimed.iter().map(|c| c.memory.clone()).collect();
+        let plan = embeddings::plan_batches(&memories, &EmbeddingLimits::default());
+        progress.skipped += plan.skipped.len();
+        let mut vectors = Vec::new();
+        for batch in &plan.batches {
+            match request_embeddings(openai, batch, deadline, &mut progress).await {
+                Ok(batch_vectors) => vectors.extend(stored_rows(batch, batch_vectors, &claimed)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let expected = claimed.len() - plan.skipped.len();
+        let stored = if vectors.is_empty() {
+            0
+        } else {
+            store(&rest, &lease, &openai.embedding_model, vectors).await?
+        };
+        progress.embedded += stored;
+        // What was not stored goes back at once, so a retry need not wait for the lease. Blank
+        // memories stay leased until it expires, so this loop does not claim them again.
+        if failure.is_some() || stored < expected {
+            release(&rest, &lease).await?;
+            break;
+        }
+    }
+    let remaining = count_pending(&rest, ids.as_deref()).await?;
+    if let (
+        0,
+        Some(EdgeError::Upstream {
+            service,
+            status,
+            retry_after_seconds,
+            message,
+        }),
+    ) = (progress.embedded, &failure)
+    {
+        return Err(EdgeError::Upstream {
+            service,
+            status: *status,
+            retry_after_seconds: *retry_after_seconds,
+            message: format!("0 memories embedded, {remaining} remain pending: {message}"),
+        });
+    }
+    if let Some(error) = failure.filter(|_| progress.embedded == 0) {
+        return Err(error);
+    }
+    Ok(outcome([
+        ("embedded", json!(progress.embedded)),
+        ("remaining", json!(remaining)),
+        ("skipped", json!(progress.skipped)),
+        ("provider_calls", json!(progress.provider_calls)),
+    ]))
+}
+
+/// The rows `store_memory_embeddings` takes for one batch's vectors.
+fn stored_rows(
+    batch: &EmbeddingBatch,
+    vectors: Vec<(i64, Vec<f32>)>,
+    claimed: &[Claimed],
+) -> Vec<Value> {
+    vectors
+        .into_iter()
+        .zip(&batch.inputs)
+        .filter_map(|((id, vector), input)| {
+            let hash = &claimed.iter().find(|c| c.memory.id == id)?.content_hash;
+            Some(json!({
+                "id": id,
+                "content_hash": hash,
+                "embedding": vector_literal(&vector),
+                "truncated": input.truncated,
+            }))
+        })
+        .collect()
+}
+
+/// pgvector's text form, `[0.1,0.2,…]`: shortest round-trip digits, so the stored `real`s are
+/// exactly the received ones, and cheaper for Postgres to read than a JSON array of numbers.
+fn vector_literal(vector: &[f32]) -> String {
+    let digits: Vec<String> = vector.iter().map(f32::to_string).collect();
+    format!("[{}]", digits.join(","))
+}
+
+/// One embeddings request, retried as the API asks within the time budget.
+async fn request_embeddings(
+    config: &OpenAiConfig,
+    batch: &EmbeddingBatch,
+    deadline: f64,
+    progress: &mut Progress,
+) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
+    let body = embeddings::request_body(&config.embedding_model, batch);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        progress.provider_calls += 1;
+        let answer = openai::post(config, "embeddings", &body).await;
+        if answer.is_success() {
+            let parsed: Value = serde_json::from_str(&answer.body).map_err(|error| {
+                embeddings::upstream_error(
+                    answer.status,
+                    None,
+                    format!("embeddings answer is not JSON: {error}"),
+                )
+            })?;
+            return embeddings::parse_response(&parsed, batch, DIMENSIONS);
+        }
+        let remaining_ms = (deadline - clock::now_ms()).max(0.0) as u64;
+        let detail = answer.failure.as_deref().unwrap_or(&answer.body);
+        let decision = embeddings::retry_decision(
+            answer.status,
+            &answer.headers,
+            detail,
+            attempt,
+            clock::jitter(),
+            remaining_ms,
+        );
+        match decision {
+            RetryDecision::RetryAfter { delay_ms } => clock::sleep_ms(delay_ms).await,
+            RetryDecision::GiveUp {
+                reason,
+                retry_after_seconds,
+                ..
+            } => {
+                return Err(embeddings::upstream_error(
+                    answer.status,
+                    retry_after_seconds,
+                    reason,
+                ))
+            }
+        }
+    }
+}
+
+async fn claim(
+    rest: &ServiceRest,
+    ids: Option<&[i64]>,
+) -> Result<(Option<String>, Vec<Claimed>), EdgeError> {
+    let request = rest.rpc(
+        "claim_memory_embeddings",
+        &json!({
+            "p_memory_ids": ids,
+            "p_limit": CLAIM_SIZE,
+            "p_lease_seconds": LEASE_SECONDS,
+        }),
+    );
+    let rows = rest.rows(request).await?;
+    let lease = rows
+        .first()
+        .and_then(|row| row.get("lease_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let claimed = rows
+        .iter()
+        .filter_map(|row| {
+            Some(Claimed {
+                memory: PendingMemory {
+                    id: row.get("id")?.as_i64()?,
+                    content: row.get("content")?.as_str()?.to_owned(),
+                },
+                content_hash: row.get("content_hash")?.as_str()?.to_owned(),
+            })
+        })
+        .collect();
+    Ok((lease, claimed))
+}
+
+/// A round's vectors, [`STORE_CHUNK`] per PostgREST round trip; how many were written.
+async fn store(
+    rest: &ServiceRest,
+    lease: &str,
+    model: &str,
+    rows: Vec<Value>,
+) -> Result<usize, EdgeError> {
+    let mut stored = 0;
+    for chunk in rows.chunks(STORE_CHUNK) {
+        let request = rest.rpc(
+            "store_memory_embeddings",
+            &json!({ "p_lease_id": lease, "p_model": model, "p_embeddings": chunk }),
+        );
+        let written = rest.execute(request).await?;
+        stored += written
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+    }
+    Ok(stored)
+}
+
+async fn release(rest: &ServiceRest, lease: &str) -> Result<(), EdgeError> {
+    let request = rest.rpc("release_memory_embeddings", &json!({ "p_lease_id": lease }));
+    rest.execute(request).await.map(drop)
+}
+
+async fn count_pending(rest: &ServiceRest, ids: Option<&[i64]>) -> Result<u64, EdgeError> {
+    let request = rest.rpc(
+        "count_pending_memory_embeddings",
+        &json!({ "p_memory_ids": ids }),
+    );
+    Ok(rest.execute(request).await?.as_u64().unwrap_or(0))
+}
+
+// Chat ------------------------------------------------------------------------------------------
+
+/// A chat message as the `chat_messages` trigger sends it.
+struct ChatMessage {
+    message_id: i64,
+    session_id: String,
+    user_id: String,
+    role: String,
+    /// `chat.message.process` carries it; for `chat.message.created` it is read.
+    content: Option<String>,
+}
+
+impl ChatMessage {
+    fn parse(payload: &Map<String, Value>) -> Result<Self, EdgeError> {
+        let text = |name: &str| -> Result<String, EdgeError> {
+            match payload.get(name) {
+                None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
+                Some(Value::String(text)) => Ok(text.clone()),
+                Some(_) => Err(invalid(name, "expected a string")),
+            }
+        };
+        let message_id = match payload.get("message_id") {
+            None | Some(Value::Null) => return Err(EdgeError::MissingField("message_id".into())),
+            Some(id) => id
+                .as_i64()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| invalid("message_id", "expected a positive integer id"))?,
+        };
+        let content = match payload.get("content") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(content)) => Some(content.clone()),
+            Some(_) => return Err(invalid("content", "expected a string")),
+        };
+        Ok(Self {
+            message_id,
+            session_id: text("session_id")?,
+            user_id: text("user_id")?,
+            role: text("role")?,
+            content,
+        })
+    }
+}
+
+async fn process_chat(
+    function: &'static str,
+    delivery: &Delivery,
+    config: &EdgeConfig,
+) -> Result<Outcome, EdgeError> {
+    let message = ChatMessage::parse(&delivery.payload)?;
+    if message.role != "user" {
+        return Ok(outcome([("skipped", json!("not_a_user_message"))]));
+    }
+    let openai = config.openai()?;
+    let rest = ServiceRest::new(config.supabase()?);
+    let receipts = Receipts::new(&rest, function);
+    if let Some(webhook_id) = &delivery.webhook_id {
+        if receipts.seen(webhook_id).await? {
+            return Ok(outcome([("duplicate", json!(true))]));
+        }
+    }
+    // Both chat events of one message lead here; the message is processed once.
+    let existing = rest
+        .from("session_memories")
+        .select("id")
+        .eq("source_message_id", message.message_id.to_string());
+    let result = if !rest.rows(existing).await?.is_empty() {
+        outcome([("skipped", json!("already_processed"))])
+    } else {
+        let content = match &message.content {
+            Some(content) => content.clone(),
+            None => read_message(&rest, message.message_id).await?,
+        };
+        remember_message(&rest, openai, &message, &content).await?
+    };
+    if let Some(webhook_id) = &delivery.webhook_id {
+        receipts
+            .record(webhook_id, &delivery.event, &result)
+            .await?;
+    }
+    Ok(result)
+}
+
+async fn read_message(rest: &ServiceRest, message_id: i64) -> Result<String, EdgeError> {
+    let request = rest
+        .from("chat_messages")
+        .select("content")
+        .eq("id", message_id.to_string());
+    let rows = rest.rows(request).await?;
+    rows.first()
+        .and_then(|row| row.get("content"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| invalid("message_id", "no such chat message"))
+}
+
+/// Preferences (chat model with a JSON schema when `CHAT_MODEL` is set, else rules), the session
+/// memory with its embedding, and the preference memories.
+async fn remember_message(
+    rest: &ServiceRest,
+    openai: &OpenAiConfig,
+    message: &ChatMessage,
+    content: &str,
+) -> Result<Outcome, EdgeError> {
+    let mut progress = Progress::default();
+    let deadline = clock::now_ms() + TIME_BUDGET_MS;
+    let (found, source) = match &openai.chat_model {
+        Some(model) => (ask_chat_model(openai, model, content).await?, "chat_model"),
+        None => (preferences::extract_by_rules(content), "rules"),
+    };
+    let (text, truncated) =
+        preferences::session_memory_text(content, preferences::SESSION_MEMORY_MAX_BYTES);
+    let memory = PendingMemory {
+        id: message.message_id,
+        content: text.clone(),
+    };
+    let plan = embeddings::plan_batches(&[memory], &EmbeddingLimits::default());
+    let embedding = match plan.batches.first() {
+        Some(batch) => request_embeddings(openai, batch, deadline, &mut progress)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, vector)| json!(vector_literal(&vector))),
+        None => None,
+    };
+    let listed: Vec<Value> = found.iter().map(preference_json).collect();
+    let row = json!({
+        "session_id": message.session_id,
+        "user_id": message.user_id,
+        "content": text,
+        "embedding": embedding,
+        "source_message_id": message.message_id,
+        "metadata": {
+            "message_id": message.message_id,
+            "truncated": truncated,
+            "preferences": listed,
+            "extracted_by": source,
+            "embedding_model": embedding.as_ref().map(|_| &openai.embedding_model),
+        },
+    });
+    let inserted = rest
+        .insert_new("session_memories", "source_message_id", &row)
+        .await?;
+    if !found.is_empty() {
+        let request = rest.rpc(
+            "upsert_user_preferences",
+            &json!({
+                "p_user_id": message.user_id,
+                "p_preferences": listed,
+                "p_message_id": message.message_id,
+            }),
+        );
+        rest.execute(request).await?;
+    }
+    Ok(outcome([
+        ("preferences", Value::Array(listed)),
+        ("session_memory", json!(!inserted.is_empty())),
+        ("truncated", json!(truncated)),
+        ("provider_calls", json!(progress.provider_calls)),
+    ]))
+}
+
+fn preference_json(preference: &Preference) -> Value {
+    json!({
+        "category": preference.category.as_str(),
+        "preference": preference.preference,
+        "confidence": preference.confidence,
+    })
+}
+
+async fn ask_chat_model(
+    config: &OpenAiConfig,
+    model: &str,
+    message: &str,
+) -> Result<Vec<Preference>, EdgeError> {
+    let body = json!({
+        "model": model,
+        "messages": preferences::chat_messages(message),
+        "response_format": preferences::response_format(),
+    });
+    let answer = openai::post(config, "chat/completions", &body).await;
+    if !answer.is_success() {
+        let detail = answer.failure.as_deref().unwrap_or(&answer.body);
+        return Err(embeddings::upstream_error(
+            answer.status,
+            None,
+            format!(
+                "chat completion failed: {}",
+                detail.chars().take(300).collect::<String>()
+            ),
+        ));
+    }
+    let parsed: Value = serde_json::from_str(&answer.body).map_err(|error| {
+        embeddings::upstream_error(
+            answer.status,
+            None,
+            format!("chat answer is not JSON: {error}"),
+        )
+    })?;
+    preferences::parse_chat_response(&parsed)
+}

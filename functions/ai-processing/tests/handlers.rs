@@ -1,0 +1,412 @@
+//! ai-processing natively, end to end through its real I/O: requests exactly as the database's
+//! triggers queued them, PostgREST served by the local stack's `/rest/v1` over the TripSage test
+//! database, and the OpenAI-compatible stand-in (which can be told to rate-limit, to answer with
+//! the wrong dimension, or to take its time).
+//!
+//! `./scripts/test` sets TRIPSAGE_TEST_DB_URL; by hand: `scripts/db start &&
+//! TRIPSAGE_TEST_DB_URL=$(scripts/db url) cargo test -p ai-processing --test handlers`.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::BTreeMap;
+
+use ai_processing::AiProcessing;
+use local_stack::keys;
+use local_stack::rest::{ApiSettings, RestApi};
+use local_stack::standins::{EmbeddingsBehaviour, StandIns, OPENAI_API_KEY};
+use serde_json::{json, Value};
+use shared::{EdgeConfig, IncomingRequest, RequestContext};
+use tokio_postgres::{Client, NoTls};
+
+const EMBEDDINGS: &str = "/openai/v1/embeddings";
+
+fn database_url() -> String {
+    std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
+        panic!(
+            "TRIPSAGE_TEST_DB_URL is not set: these tests need the TripSage database. \
+             Run ./scripts/test, or `scripts/db start` and set TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
+        )
+    })
+}
+
+struct Stack {
+    db: Client,
+    rest_url: String,
+    openai: StandIns,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let url = database_url();
+        let api = RestApi::new(&url, ApiSettings::default()).expect("the REST API starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rest_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, api.router()).await });
+        let (db, connection) = tokio_postgres::connect(&url, NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to TRIPSAGE_TEST_DB_URL: {error}"));
+        tokio::spawn(connection);
+        let openai = StandIns::start(0).await.expect("stand-ins start");
+        Self {
+            db,
+            rest_url,
+            openai,
+        }
+    }
+
+    /// ai-processing's configuration; `with_key: false` leaves OPENAI_API_KEY out; `chat` adds
+    /// CHAT_MODEL.
+    fn config(&self, with_key: bool, chat: bool) -> EdgeConfig {
+        let mut env: BTreeMap<String, String> = BTreeMap::from([
+            ("SUPABASE_URL".into(), self.rest_url.clone()),
+            (
+                "SUPABASE_SERVICE_ROLE_KEY".into(),
+                keys::role_key("service_role"),
+            ),
+            ("WEBHOOK_SECRET".into(), keys::WEBHOOK_SECRET.into()),
+        ]);
+        for (name, value) in self.openai.function_env() {
+            let wanted = match name.as_str() {
+                "OPENAI_API_KEY" => with_key,
+                "OPENAI_BASE_URL" => true,
+                "CHAT_MODEL" => chat,
+                _ => false,
+            };
+            if wanted {
+                env.insert(name, value);
+            }
+        }
+        EdgeConfig::from_env(|name| env.get(name).cloned())
+    }
+
+    async fn user(&self) -> String {
+        self.db
+            .query_one(
+                "insert into auth.users (id, email, role, aud)
+                 values (gen_random_uuid(), gen_random_uuid() || '@example.com',
+                         'authenticated', 'authenticated')
+                 returning id::text",
+                &[],
+            )
+            .await
+            .expect("create a user")
+            .get(0)
+    }
+
+    /// `count` memories of a new user, inserted in one statement; their ids.
+    async fn memories(&self, count: i32) -> (String, Vec<i64>) {
+        let user = self.user().await;
+        let rows = self
+            .db
+            .query(
+                "insert into memories (user_id, content, memory_type)
+                 select $1::text::uuid, format('Memory %s of %s: likes quiet ryokans', n, $1), 'trip_history'
+                 from generate_series(1, $2) n
+                 returning id",
+                &[&user, &count],
+            )
+            .await
+            .expect("insert memories");
+        (user, rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The newest request the database queued to ai-processing for `event` whose payload
+    /// contains `fragment`.
+    async fn queued(&self, event: &str, fragment: &Value) -> IncomingRequest {
+        let row = self
+            .db
+            .query_one(
+                "select q.headers, q.body
+                 from webhook_logs l join net.http_request_queue q on q.id = l.request_id
+                 where l.event_type = $1 and l.payload @> $2 and l.webhook_name = 'ai_processing'
+                 order by l.id desc limit 1",
+                &[&event, fragment],
+            )
+            .await
+            .unwrap_or_else(|error| panic!("no queued {event} with {fragment}: {error}"));
+        let headers: Value = row.get(0);
+        let body: Vec<u8> = row.get(1);
+        let mut request = IncomingRequest::new("POST", "/ai-processing").with_body(body);
+        for (name, value) in headers.as_object().unwrap() {
+            request = request.with_header(name, value.as_str().unwrap());
+        }
+        request
+    }
+
+    async fn embedded(&self, ids: &[i64]) -> i64 {
+        self.db
+            .query_one(
+                "select count(*) from memories where id = any($1) and embedding is not null",
+                &[&ids],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    fn provider_calls(&self) -> usize {
+        self.openai.request_count(EMBEDDINGS)
+    }
+}
+
+fn now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(since.unwrap().as_secs()).unwrap()
+}
+
+async fn deliver(config: &EdgeConfig, request: IncomingRequest) -> (u16, Value) {
+    let context = RequestContext {
+        now: now(),
+        request_id: "test".into(),
+    };
+    let served = shared::serve(&AiProcessing, request, config, &context).await;
+    let body = serde_json::from_slice(&served.response.body).unwrap_or(Value::Null);
+    (served.response.status, body)
+}
+
+/// What the provider answers for `texts`, asked directly.
+async fn provider_vectors(base_url: &str, texts: &[String]) -> Vec<Vec<f32>> {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base_url}{EMBEDDINGS}"))
+        .bearer_auth(OPENAI_API_KEY)
+        .json(&json!({ "model": "text-embedding-3-small", "input": texts }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            item["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn parse_vector(text: &str) -> Vec<f32> {
+    text.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
+    let stack = Stack::start().await;
+    let (_, ids) = stack.memories(500).await;
+    let request = stack
+        .queued(
+            "memory.generate.embedding",
+            &json!({ "memory_ids": [ids[0]] }),
+        )
+        .await;
+    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["embedded"], 500);
+    assert_eq!(body["remaining"], 0);
+    assert_eq!(stack.provider_calls(), 1, "ceil(500 / 2048) calls");
+    assert_eq!(stack.embedded(&ids).await, 500);
+
+    // Every stored vector is exactly what the provider returned for that memory's content.
+    let rows = stack
+        .db
+        .query(
+            "select content, embedding::text, metadata from memories where id = any($1) order by id",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    let texts: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    let expected = provider_vectors(&stack.openai.base_url(), &texts).await;
+    for (row, expected) in rows.iter().zip(&expected) {
+        assert_eq!(&parse_vector(row.get(1)), expected);
+        let metadata: Value = row.get(2);
+        assert_eq!(metadata["embedding_model"], "text-embedding-3-small");
+    }
+
+    // The same delivery again: nothing is pending, nothing is asked of the provider.
+    let calls = stack.provider_calls();
+    let (status, body) = deliver(&stack.config(true, false), request).await;
+    assert_eq!((status, &body["embedded"]), (200, &json!(0)), "{body}");
+    assert_eq!(stack.provider_calls(), calls);
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out() {
+    let stack = Stack::start().await;
+    let (_, ids) = stack.memories(20).await;
+    stack.openai.set_embeddings_behaviour(EmbeddingsBehaviour {
+        rate_limit_next: 2,
+        retry_after_seconds: Some(1),
+        ..EmbeddingsBehaviour::default()
+    });
+    let request = stack
+        .queued(
+            "memory.generate.embedding",
+            &json!({ "memory_ids": [ids[0]] }),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let (status, body) = deliver(&stack.config(true, false), request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["embedded"], 20);
+    assert_eq!(body["provider_calls"], 3);
+    assert!(
+        started.elapsed().as_millis() >= 2000,
+        "Retry-After: 1 was honoured twice"
+    );
+    assert_eq!(stack.embedded(&ids).await, 20);
+}
+
+#[tokio::test]
+async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
+    let stack = Stack::start().await;
+    let (_, ids) = stack.memories(10).await;
+    stack.openai.set_embeddings_behaviour(EmbeddingsBehaviour {
+        dimensions: Some(1535),
+        ..EmbeddingsBehaviour::default()
+    });
+    let request = stack
+        .queued(
+            "memory.generate.embedding",
+            &json!({ "memory_ids": [ids[0]] }),
+        )
+        .await;
+    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1535"), "{message}");
+    assert!(message.contains("10 remain pending"), "{message}");
+    assert_eq!(stack.embedded(&ids).await, 0);
+    let leased: i64 = stack
+        .db
+        .query_one(
+            "select count(*) from memories where id = any($1) and embedding_lease_id is not null",
+            &[&ids],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leased, 0, "released, so a retry can claim them at once");
+
+    stack
+        .openai
+        .set_embeddings_behaviour(EmbeddingsBehaviour::default());
+    let (status, body) = deliver(&stack.config(true, false), request).await;
+    assert_eq!((status, &body["embedded"]), (200, &json!(10)), "{body}");
+}
+
+#[tokio::test]
+async fn without_a_key_nothing_is_touched() {
+    let stack = Stack::start().await;
+    let (_, ids) = stack.memories(3).await;
+    let request = stack
+        .queued(
+            "memory.generate.embedding",
+            &json!({ "memory_ids": [ids[0]] }),
+        )
+        .await;
+    let (status, body) = deliver(&stack.config(false, false), request).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("not_configured"))
+    );
+    let untouched: i64 = stack
+        .db
+        .query_one(
+            "select count(*) from memories where id = any($1)
+               and embedding is null and embedding_lease_id is null and updated_at = created_at",
+            &[&ids],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(untouched, 3);
+    assert_eq!(stack.provider_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
+    let stack = Stack::start().await;
+    let user = stack.user().await;
+    let message_id: i64 = stack
+        .db
+        .query_one(
+            "with session as (
+               insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
+             insert into chat_messages (session_id, role, content)
+             select id, 'user', 'I am looking for a cheap hostel near the old town.' from session
+             returning id",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let request = stack
+        .queued("chat.message.process", &json!({ "message_id": message_id }))
+        .await;
+    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session_memory"], true);
+
+    let preferences = stack
+        .db
+        .query(
+            "select metadata ->> 'category', metadata ->> 'preference'
+             from memories where user_id = $1::text::uuid and memory_type = 'user_preference'
+             order by 1, 2",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    let found: Vec<(String, String)> = preferences
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(
+        found.contains(&("budget".into(), "budget travel".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("accommodation".into(), "hostel".into())),
+        "{found:?}"
+    );
+    let session: (String, bool) = stack
+        .db
+        .query_one(
+            "select content, embedding is not null from session_memories
+             where source_message_id = $1",
+            &[&message_id],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .unwrap();
+    assert_eq!(
+        session,
+        (
+            "I am looking for a cheap hostel near the old town.".to_owned(),
+            true
+        )
+    );
+
+    // Delivered again: a duplicate, nothing more.
+    let (status, body) = deliver(&stack.config(true, false), request).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)));
+    let sessions: i64 = stack
+        .db
+        .query_one(
+            "select count(*) from session_memories where source_message_id = $1",
+            &[&message_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 1);
+}
