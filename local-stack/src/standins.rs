@@ -61,6 +61,8 @@ const INSPECT_CALENDAR_PATH: &str = "/_stand-ins/calendar";
 /// `POST {"count": n, "to": address}`: the next n e-mail sends (to that address, if given) fail,
 /// for retry tests through the whole stack.
 const FAIL_EMAILS_PATH: &str = "/_stand-ins/emails/fail-next";
+/// `GET`: how many requests each path has had.
+const INSPECT_REQUESTS_PATH: &str = "/_stand-ins/requests";
 /// `POST` an [`EmbeddingsBehaviour`] as JSON.
 const EMBEDDINGS_BEHAVIOUR_PATH: &str = "/_stand-ins/openai/embeddings/behaviour";
 
@@ -101,13 +103,14 @@ impl StandIns {
     }
 
     /// The environment that points the functions at these stand-ins. `EMBEDDING_MODEL` is left
-    /// unset, so the functions use their default.
+    /// unset, so the functions use their default, and so is `CHAT_MODEL`: the chat stand-in's
+    /// replies are placeholders, so preference extraction uses its deterministic rules offline.
+    /// Set `CHAT_MODEL` (e.g. to [`CHAT_MODEL`]) to exercise the chat path against it.
     pub fn function_env(&self) -> Vec<(String, String)> {
         let base = self.base_url();
         [
             ("OPENAI_BASE_URL", format!("{base}/openai/v1")),
             ("OPENAI_API_KEY", OPENAI_API_KEY.to_owned()),
-            ("CHAT_MODEL", CHAT_MODEL.to_owned()),
             ("RESEND_API_KEY", RESEND_API_KEY.to_owned()),
             ("EMAIL_API_URL", format!("{base}{EMAILS_PATH}")),
             ("EMAIL_FROM", EMAIL_FROM.to_owned()),
@@ -287,6 +290,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(INSPECT_CALENDAR_PATH, get(inspect_calendar))
         .route(FAIL_EMAILS_PATH, post(fail_emails))
         .route(EMBEDDINGS_BEHAVIOUR_PATH, post(embeddings_behaviour))
+        .route(INSPECT_REQUESTS_PATH, get(inspect_requests))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -366,6 +370,11 @@ async fn fail_emails(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         )
             .into_response(),
     }
+}
+
+async fn inspect_requests(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let requests = shared.records().requests.clone();
+    Json(json!({ "note": INSPECTION_NOTE, "requests": requests }))
 }
 
 async fn embeddings_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {

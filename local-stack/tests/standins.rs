@@ -94,7 +94,6 @@ mod environment {
             [
                 "OPENAI_BASE_URL",
                 "OPENAI_API_KEY",
-                "CHAT_MODEL",
                 "RESEND_API_KEY",
                 "EMAIL_API_URL",
                 "EMAIL_FROM",

@@ -449,6 +449,7 @@ async fn remember_message(
         rest.execute(request).await?;
     }
     Ok(outcome([
+        ("extracted_by", json!(source)),
         ("preferences", Value::Array(listed)),
         ("session_memory", json!(!inserted.is_empty())),
         ("truncated", json!(truncated)),

@@ -36,6 +36,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use self::PreferenceCategory::{
+    Accessibility, Accommodation, Activity, Budget, Cuisine, Destination, Pace, Transport,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shared::EdgeError;
@@ -142,10 +145,6 @@ const fn rule(
         not_after: &[],
     }
 }
-
-use PreferenceCategory::{
-    Accessibility, Accommodation, Activity, Budget, Cuisine, Destination, Pace, Transport,
-};
 
 /// The rules. Cues are written as a user would type them; they are split into words the same
 /// way as the message.

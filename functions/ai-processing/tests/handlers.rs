@@ -53,9 +53,12 @@ impl Stack {
         }
     }
 
-    /// ai-processing's configuration; `with_key: false` leaves OPENAI_API_KEY out; `chat` adds
-    /// CHAT_MODEL.
-    fn config(&self, with_key: bool, chat: bool) -> EdgeConfig {
+    /// ai-processing's configuration; `with_key: false` leaves OPENAI_API_KEY out.
+    fn config(&self, with_key: bool) -> EdgeConfig {
+        self.config_with(with_key, &[])
+    }
+
+    fn config_with(&self, with_key: bool, extra: &[(&str, &str)]) -> EdgeConfig {
         let mut env: BTreeMap<String, String> = BTreeMap::from([
             ("SUPABASE_URL".into(), self.rest_url.clone()),
             (
@@ -68,12 +71,14 @@ impl Stack {
             let wanted = match name.as_str() {
                 "OPENAI_API_KEY" => with_key,
                 "OPENAI_BASE_URL" => true,
-                "CHAT_MODEL" => chat,
                 _ => false,
             };
             if wanted {
                 env.insert(name, value);
             }
+        }
+        for (name, value) in extra {
+            env.insert((*name).to_owned(), (*value).to_owned());
         }
         EdgeConfig::from_env(|name| env.get(name).cloned())
     }
@@ -207,7 +212,7 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
             &json!({ "memory_ids": [ids[0]] }),
         )
         .await;
-    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    let (status, body) = deliver(&stack.config(true), request.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["embedded"], 500);
     assert_eq!(body["remaining"], 0);
@@ -233,7 +238,7 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
 
     // The same delivery again: nothing is pending, nothing is asked of the provider.
     let calls = stack.provider_calls();
-    let (status, body) = deliver(&stack.config(true, false), request).await;
+    let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (200, &json!(0)), "{body}");
     assert_eq!(stack.provider_calls(), calls);
 }
@@ -254,7 +259,7 @@ async fn rate_limits_are_waited_out() {
         )
         .await;
     let started = std::time::Instant::now();
-    let (status, body) = deliver(&stack.config(true, false), request).await;
+    let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["embedded"], 20);
     assert_eq!(body["provider_calls"], 3);
@@ -279,7 +284,7 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
             &json!({ "memory_ids": [ids[0]] }),
         )
         .await;
-    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    let (status, body) = deliver(&stack.config(true), request.clone()).await;
     assert_eq!(status, 502, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("1535"), "{message}");
@@ -299,7 +304,7 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
     stack
         .openai
         .set_embeddings_behaviour(EmbeddingsBehaviour::default());
-    let (status, body) = deliver(&stack.config(true, false), request).await;
+    let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (200, &json!(10)), "{body}");
 }
 
@@ -313,7 +318,7 @@ async fn without_a_key_nothing_is_touched() {
             &json!({ "memory_ids": [ids[0]] }),
         )
         .await;
-    let (status, body) = deliver(&stack.config(false, false), request).await;
+    let (status, body) = deliver(&stack.config(false), request).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (503, &json!("not_configured"))
@@ -352,7 +357,8 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
     let request = stack
         .queued("chat.message.process", &json!({ "message_id": message_id }))
         .await;
-    let (status, body) = deliver(&stack.config(true, false), request.clone()).await;
+    let (status, body) = deliver(&stack.config(true), request.clone()).await;
+    assert_eq!(body["extracted_by"], "rules", "{body}");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["session_memory"], true);
 
@@ -397,7 +403,7 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
     );
 
     // Delivered again: a duplicate, nothing more.
-    let (status, body) = deliver(&stack.config(true, false), request).await;
+    let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(true)));
     let sessions: i64 = stack
         .db
@@ -409,4 +415,38 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
         .unwrap()
         .get(0);
     assert_eq!(sessions, 1);
+}
+
+#[tokio::test]
+async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
+    let stack = Stack::start().await;
+    let user = stack.user().await;
+    let message_id: i64 = stack
+        .db
+        .query_one(
+            "with session as (
+               insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
+             insert into chat_messages (session_id, role, content)
+             select id, 'user', 'Somewhere warm in March, please.' from session
+             returning id",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let request = stack
+        .queued("chat.message.process", &json!({ "message_id": message_id }))
+        .await;
+    let config = stack.config_with(true, &[("CHAT_MODEL", "gpt-4o-mini")]);
+    let (status, body) = deliver(&config, request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["extracted_by"], "chat_model");
+    assert_eq!(
+        stack.openai.request_count("/openai/v1/chat/completions"),
+        1,
+        "the stand-in accepted the strict json_schema request"
+    );
+    // The stand-in answers the smallest instance of the schema: no preferences.
+    assert_eq!(body["preferences"], json!([]));
+    assert_eq!(body["session_memory"], true);
 }

@@ -1,0 +1,167 @@
+// ai-processing end to end on the local stack with the OpenAI-compatible stand-in: rows inserted
+// by SQL, the statement trigger's webhook delivered by the pg_net worker to the real shim and
+// wasm, vectors written back through /rest/v1. The test has its own webhook, subscribed to the
+// ai-processing events and pointing at its stack, so retries of other tests' deliveries (which
+// follow the seeded webhooks) never reach it.
+import assert from "node:assert/strict";
+import { createUser, DB_URL, jsonOf, signedPost, sql, startStack, waitFor } from "./support.ts";
+
+const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
+const EMBEDDINGS = "/openai/v1/embeddings";
+
+async function providerCalls(standIns: string): Promise<number> {
+  const [, body] = await jsonOf(await fetch(`${standIns}/_stand-ins/requests`));
+  return (body.requests as Record<string, number>)[EMBEDDINGS] ?? 0;
+}
+
+async function behave(standIns: string, behaviour: Record<string, unknown>) {
+  const response = await fetch(`${standIns}/_stand-ins/openai/embeddings/behaviour`, {
+    method: "POST",
+    body: JSON.stringify(behaviour),
+  });
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+}
+
+/** Inserts `count` memories of a new user in one statement; the SQL list of their ids. */
+async function insertMemories(count: number, label: string): Promise<string> {
+  const { id } = await createUser();
+  const ids = await sql(
+    `with m as (
+       insert into memories (user_id, content, memory_type)
+       select '${id}', format('%s %s: prefers trains and quiet ryokans', '${label}', n), 'trip_history'
+       from generate_series(1, ${count}) n returning id)
+     select string_agg(id::text, ',' order by id) from m`,
+  );
+  return ids;
+}
+
+const embedded = (ids: string) =>
+  `select count(*) from memories where id in (${ids}) and embedding is not null`;
+
+Deno.test("ai-processing: memories and chat through the local stack", async (t) => {
+  assert.ok(DB_URL, "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test");
+  const stack = await startStack({ args: ["--db-url", DB_URL, "--offline-apis"] });
+  const standIns = stack.output.join("\n").match(/stand-ins on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+  assert.ok(standIns, "the stack prints the stand-ins' URL");
+  const name = `ai_e2e_${Date.now()}`;
+  const point = (url: string) =>
+    sql(`update webhook_configs set url = '${url}/ai-processing' where name = '${name}'`);
+  await sql(
+    `insert into webhook_configs (name, url, secret, events, is_active)
+     values ('${name}', '${stack.url}/ai-processing', '${LOCAL_WEBHOOK_SECRET}',
+             array['memory.generate.embedding', 'chat.message.process'], true)`,
+  );
+  try {
+    await t.step("500 memories in one statement: all embedded with one provider call", async () => {
+      const before = await providerCalls(standIns);
+      const ids = await insertMemories(500, "bulk");
+      await waitFor(embedded(ids), "500", 60);
+      assert.equal(await providerCalls(standIns) - before, 1, "ceil(500 / 2048)");
+      const first = ids.split(",")[0];
+      assert.equal(
+        await sql(`select metadata ->> 'embedding_model' from memories where id = ${first}`),
+        "text-embedding-3-small",
+      );
+
+      // The same delivery again: a signed re-send with its webhook-id and body.
+      const [webhookId, body] = (await sql(
+        `select webhook_id || '|' || payload::text from webhook_logs
+         where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'`,
+      )).split(/\|(.*)/s);
+      const calls = await providerCalls(standIns);
+      const [status, answer] = await jsonOf(
+        await signedPost(`${stack.url}/ai-processing`, body, {
+          id: webhookId,
+          secret: LOCAL_WEBHOOK_SECRET,
+        }),
+      );
+      assert.equal(status, 200);
+      assert.equal(answer.embedded, 0);
+      assert.equal(await providerCalls(standIns), calls, "no call for embedded rows");
+    });
+
+    await t.step("two 429s with Retry-After: 1, then success: all embedded", async () => {
+      await behave(standIns, { rate_limit_next: 2, retry_after_seconds: 1 });
+      const ids = await insertMemories(5, "throttled");
+      await waitFor(embedded(ids), "5", 60);
+    });
+
+    await t.step("1535 dimensions: nothing written, still pending, error logged", async () => {
+      await behave(standIns, { dimensions: 1535 });
+      const ids = await insertMemories(4, "short");
+      const first = ids.split(",")[0];
+      await waitFor(
+        `select response_status from webhook_logs
+         where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'
+         order by attempt_count limit 1`,
+        "502",
+        30,
+      );
+      assert.equal(await sql(embedded(ids)), "0");
+      assert.equal(
+        await sql(`select count_pending_memory_embeddings(array[${ids}])`),
+        "4",
+        "still pending",
+      );
+      assert.match(stack.output.join("\n"), /\[ai-processing\].*1535/);
+      await behave(standIns, {});
+      await waitFor(embedded(ids), "4", 60);
+    });
+
+    await t.step(
+      "a user's message about a cheap hostel: preferences and a session memory",
+      async () => {
+        const user = await createUser();
+        const message = await sql(
+          `with s as (insert into chat_sessions (user_id) values ('${user.id}') returning id)
+         insert into chat_messages (session_id, role, content)
+         select id, 'user', 'Any tips for a cheap hostel in Lisbon?' from s returning id`,
+        );
+        await waitFor(
+          `select count(*) from session_memories
+         where source_message_id = ${message} and embedding is not null`,
+          "1",
+          30,
+        );
+        await waitFor(
+          `select count(*) from memories
+         where user_id = '${user.id}' and memory_type = 'user_preference'
+           and metadata ->> 'preference' in ('budget travel', 'hostel')`,
+          "2",
+          30,
+        );
+      },
+    );
+
+    await t.step("without an OpenAI key: 503 not_configured and nothing changed", async () => {
+      const keyless = await startStack({ args: ["--db-url", DB_URL!] });
+      try {
+        await point(keyless.url);
+        const ids = await insertMemories(3, "keyless");
+        const first = ids.split(",")[0];
+        await waitFor(
+          `select response_status || ' ' || (response_body::jsonb #>> '{error,code}')
+           from webhook_logs
+           where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'
+           order by attempt_count limit 1`,
+          "503 not_configured",
+          30,
+        );
+        assert.equal(
+          await sql(
+            `select count(*) from memories where id in (${ids})
+             and embedding is null and embedding_lease_id is null and updated_at = created_at`,
+          ),
+          "3",
+        );
+      } finally {
+        await point(stack.url);
+        await keyless.stop();
+      }
+    });
+  } finally {
+    await sql(`delete from webhook_configs where name = '${name}'`);
+    await stack.stop();
+  }
+});
