@@ -297,6 +297,8 @@ fn router(shared: Arc<Shared>) -> Router {
             Arc::clone(&shared),
             count_and_mark,
         ))
+        // Outermost: a browser's preflight is answered before it is counted as a request.
+        .layer(middleware::from_fn(crate::cors::cors))
         .with_state(shared)
 }
 

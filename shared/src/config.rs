@@ -9,6 +9,7 @@ use crate::signature::{WebhookSecret, WebhookVerifier, DEFAULT_TOLERANCE_SECONDS
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+pub const DEFAULT_EMBEDDING_MAX_INPUTS: usize = 2048;
 pub const DEFAULT_EMAIL_API_URL: &str = "https://api.resend.com/emails";
 
 /// A credential. `Debug` never shows it.
@@ -113,6 +114,8 @@ pub struct OpenAiConfig {
     pub base_url: String,
     pub embedding_model: String,
     pub chat_model: Option<String>,
+    /// Inputs per embeddings request: OpenAI takes 2048; some compatible servers take fewer.
+    pub embedding_max_inputs: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +312,20 @@ fn openai_setting(env: &Env) -> Setting<OpenAiConfig> {
             .get("EMBEDDING_MODEL")
             .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned()),
         chat_model: env.get("CHAT_MODEL"),
+        embedding_max_inputs: match env.get("EMBEDDING_MAX_INPUTS") {
+            None => DEFAULT_EMBEDDING_MAX_INPUTS,
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=DEFAULT_EMBEDDING_MAX_INPUTS).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "EMBEDDING_MAX_INPUTS",
+                        "expected a whole number from 1 to 2048",
+                    )
+                })?,
+        },
     })
 }
 
@@ -410,6 +427,7 @@ mod tests {
         let openai = config.openai().unwrap();
         assert_eq!(openai.base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(openai.embedding_model, DEFAULT_EMBEDDING_MODEL);
+        assert_eq!(openai.embedding_max_inputs, DEFAULT_EMBEDDING_MAX_INPUTS);
         assert_eq!(config.email().unwrap().api_url, DEFAULT_EMAIL_API_URL);
         assert!(config.calendar_sync().is_ok());
         assert!(config.webhook_verifier().is_ok());
@@ -501,6 +519,30 @@ mod tests {
             "re_resend_value",
         ] {
             assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+    }
+
+    #[test]
+    fn embedding_max_inputs_is_between_1_and_2048() {
+        let with = |value: &str| {
+            config(&[
+                ("OPENAI_API_KEY", "sk-test"),
+                ("EMBEDDING_MAX_INPUTS", value),
+            ])
+        };
+        assert_eq!(with("16").openai().unwrap().embedding_max_inputs, 16);
+        for bad in ["0", "2049", "many"] {
+            let problem = with(bad).problem(Capability::OpenAi).cloned();
+            assert!(
+                matches!(
+                    problem,
+                    Some(ConfigProblem::Invalid {
+                        variable: "EMBEDDING_MAX_INPUTS",
+                        ..
+                    })
+                ),
+                "{bad}: {problem:?}"
+            );
         }
     }
 }

@@ -88,16 +88,25 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
     let rest = ServiceRest::new(config.supabase()?);
     let ids = memory_ids(&delivery.payload)?;
     let deadline = clock::now_ms() + TIME_BUDGET_MS;
+    let limits = EmbeddingLimits {
+        max_inputs: openai.embedding_max_inputs,
+        ..EmbeddingLimits::default()
+    };
     let mut progress = Progress::default();
     let mut failure = None;
+    let mut out_of_time = false;
     while clock::now_ms() < deadline {
         let (lease, claimed) = claim(&rest, ids.as_deref()).await?;
         let Some(lease) = lease else { break };
         let memories: Vec<PendingMemory> = claimed.iter().map(|c| c.memory.clone()).collect();
-        let plan = embeddings::plan_batches(&memories, &EmbeddingLimits::default());
+        let plan = embeddings::plan_batches(&memories, &limits);
         progress.skipped += plan.skipped.len();
         let mut vectors = Vec::new();
         for batch in &plan.batches {
+            if clock::now_ms() >= deadline {
+                out_of_time = true;
+                break;
+            }
             match request_embeddings(openai, batch, deadline, &mut progress).await {
                 Ok(batch_vectors) => vectors.extend(stored_rows(batch, batch_vectors, &claimed)),
                 Err(error) => {
@@ -121,6 +130,12 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
         }
     }
     let remaining = count_pending(&rest, ids.as_deref()).await?;
+    // Out of time with work left: a new delivery carries on rather than waiting for the sweep.
+    let out_of_time = out_of_time || clock::now_ms() >= deadline;
+    if remaining > 0 && failure.is_none() && out_of_time && progress.embedded > 0 {
+        let request = rest.rpc("enqueue_memory_embeddings", &json!({}));
+        rest.execute(request).await?;
+    }
     if let (
         0,
         Some(EdgeError::Upstream {

@@ -9,3 +9,69 @@ wasm_bindgen_test_configure!(run_in_browser);
 async fn handle_export_keeps_the_shared_contract() {
     shared::wasm::test_support::check_handle_export("ai-processing", ai_processing::handle).await;
 }
+
+/// The Supabase CLI's well-known local service-role key, which the local stack accepts.
+const SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
+/// The local OpenAI stand-in's key.
+const OPENAI_KEY: &str = "sk-local-stand-in-not-a-real-key";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A whole embedding event through the wasm build, its I/O going out through the browser's
+/// fetch: `scripts/test` serves `/rest/v1` and the OpenAI stand-in, and inserts the memories.
+#[wasm_bindgen_test]
+async fn memories_are_embedded_through_postgrest_and_openai_from_wasm() {
+    use shared::wasm::test_support::{env, json, signed_request};
+
+    // Compile-time values: the test runs in a browser, which has no environment.
+    let Some(rest_url) = option_env!("TRIPSAGE_WASM_REST_URL") else {
+        panic!("TRIPSAGE_WASM_REST_URL is not set: run ./scripts/test, which serves /rest/v1 for this test");
+    };
+    let Some(stand_ins) = option_env!("TRIPSAGE_WASM_STAND_INS_URL") else {
+        panic!("TRIPSAGE_WASM_STAND_INS_URL is not set: run ./scripts/test, which serves the OpenAI stand-in");
+    };
+    let Some(memories) = option_env!("TRIPSAGE_WASM_MEMORIES") else {
+        panic!(
+            "TRIPSAGE_WASM_MEMORIES (comma-separated memory ids) is not set: run ./scripts/test"
+        );
+    };
+    let openai_url = format!("{stand_ins}/openai/v1");
+    let env = env(&[
+        ("SUPABASE_URL", rest_url),
+        ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_ROLE_KEY),
+        ("WEBHOOK_SECRET", SECRET),
+        ("OPENAI_API_KEY", OPENAI_KEY),
+        ("OPENAI_BASE_URL", &openai_url),
+    ]);
+    let count = memories.split(',').count();
+    let body = format!(r#"{{"event":"memory.generate.embedding","memory_ids":[{memories}]}}"#);
+    let webhook_id = format!("msg_wasm_embed_{}", js_sys::Date::now() as u64);
+    let request = signed_request(
+        "http://127.0.0.1:54321/ai-processing",
+        SECRET,
+        &webhook_id,
+        &body,
+    );
+    let (status, answer) = json(ai_processing::handle(request, env).await.expect("handle")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["embedded"], count);
+    assert_eq!(answer["remaining"], 0);
+    assert_eq!(answer["provider_calls"], 1);
+
+    let rows: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{rest_url}/rest/v1/memories?select=id,metadata&id=in.({memories})&embedding=not.is.null"
+        ))
+        .header("apikey", SERVICE_ROLE_KEY)
+        .header("authorization", format!("Bearer {SERVICE_ROLE_KEY}"))
+        .send()
+        .await
+        .expect("read back through /rest/v1")
+        .json()
+        .await
+        .expect("JSON rows");
+    assert_eq!(rows.as_array().map(Vec::len), Some(count), "{rows}");
+    assert_eq!(
+        rows[0]["metadata"]["embedding_model"],
+        "text-embedding-3-small"
+    );
+}

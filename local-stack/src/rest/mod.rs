@@ -119,52 +119,8 @@ impl RestApi {
         Router::new()
             .route(&format!("{PREFIX}/{{*path}}"), axum::routing::any(serve))
             .with_state(self)
-            .layer(axum::middleware::from_fn(cors))
+            .layer(axum::middleware::from_fn(crate::cors::cors))
     }
-}
-
-/// CORS as Supabase's API answers it, so browsers (supabase-js, wasm in a page) may call it:
-/// preflights are answered here, every answer allows any origin and exposes `Content-Range`.
-async fn cors(request: Request, next: axum::middleware::Next) -> Response {
-    const ALLOW_METHODS: &str = "GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD";
-    const EXPOSE: &str = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, \
-                          Location, Preference-Applied, Range-Unit";
-    let mut response = if request.method() == Method::OPTIONS {
-        let mut preflight = StatusCode::OK.into_response();
-        let allow_headers = request
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .cloned()
-            .unwrap_or_else(|| {
-                HeaderValue::from_static(
-                    "authorization, apikey, content-type, prefer, range, accept, \
-                     accept-profile, content-profile, x-client-info",
-                )
-            });
-        let headers = preflight.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOW_METHODS),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-        preflight
-    } else {
-        next.run(request).await
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE),
-    );
-    response
 }
 
 async fn serve(State(api): State<RestApi>, request: Request) -> Response {
