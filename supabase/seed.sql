@@ -1,8 +1,9 @@
 -- Local development data: the webhooks of the local stack (`./scripts/start`), active and signed
 -- with the local secret that the stack also gives both functions as WEBHOOK_SECRET
 -- (local-stack/src/keys.rs). A hosted project configures its own URLs and secret instead; see the
--- README.
-insert into public.webhook_configs (name, url, secret, events, is_active)
+-- README. ai-processing may spend up to 25 s on a delivery (embedding batches), so its requests
+-- wait 30 s before they count as timed out.
+insert into public.webhook_configs (name, url, secret, events, is_active, timeout_milliseconds)
 values
   ('trip_events',
    'http://127.0.0.1:54321/functions/v1/trip-events',
@@ -10,14 +11,15 @@ values
    array['trip.collaborator.added', 'trip.collaborator.updated', 'trip.collaborator.removed',
          'booking.confirmed', 'booking.flights.cancelled', 'booking.accommodations.cancelled',
          'calendar.sync.request'],
-   true),
+   true, 10000),
   ('ai_processing',
    'http://127.0.0.1:54321/functions/v1/ai-processing',
    'whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==',
    array['chat.message.process', 'memory.generate.embedding'],
-   true)
+   true, 30000)
 on conflict (name) do update set
   url = excluded.url,
   secret = excluded.secret,
   events = excluded.events,
-  is_active = excluded.is_active;
+  is_active = excluded.is_active,
+  timeout_milliseconds = excluded.timeout_milliseconds;

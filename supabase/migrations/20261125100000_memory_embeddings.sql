@@ -74,18 +74,22 @@ create trigger webhook_memories_updated
 
 -- RPCs for ai-processing (service role only) ----------------------------------------------------
 
--- Leases up to p_limit pending memories (of p_memory_ids, or any) for p_lease_seconds.
+-- Leases up to p_limit pending memories (of p_memory_ids, or any) for p_lease_seconds and returns
+-- {"lease_id", "memories": [{id, content, content_hash}]}. One JSON value, not rows: PostgREST's
+-- max_rows (1000 by default) caps the rows a function returns, which would leave the rest leased
+-- and unseen.
 create function public.claim_memory_embeddings(
   p_memory_ids bigint[] default null,
   p_limit integer default 2048,
   p_lease_seconds integer default 120)
-returns table (id bigint, content text, content_hash text, lease_id uuid)
+returns jsonb
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
   v_lease uuid := gen_random_uuid();
+  v_memories jsonb;
 begin
   if p_limit not between 1 and 20000 then
     raise exception 'p_limit must be between 1 and 20000, not %', p_limit using errcode = '22023';
@@ -94,7 +98,6 @@ begin
     raise exception 'p_lease_seconds must be between 1 and 3600, not %', p_lease_seconds
       using errcode = '22023';
   end if;
-  return query
   with candidates as (
     select m.id from public.memories m
     where (p_memory_ids is null or m.id = any (p_memory_ids))
@@ -103,13 +106,20 @@ begin
     order by m.id
     limit p_limit
     for update skip locked
+  ), leased as (
+    update public.memories m
+    set embedding_lease_until = now() + make_interval(secs => p_lease_seconds),
+        embedding_lease_id = v_lease
+    from candidates c
+    where m.id = c.id
+    returning m.id, m.content, md5(m.content) as content_hash
   )
-  update public.memories m
-  set embedding_lease_until = now() + make_interval(secs => p_lease_seconds),
-      embedding_lease_id = v_lease
-  from candidates c
-  where m.id = c.id
-  returning m.id, m.content, md5(m.content), v_lease;
+  select coalesce(jsonb_agg(jsonb_build_object('id', l.id, 'content', l.content,
+                                               'content_hash', l.content_hash) order by l.id),
+                  '[]')
+  into v_memories
+  from leased l;
+  return jsonb_build_object('lease_id', v_lease, 'memories', v_memories);
 end;
 $$;
 

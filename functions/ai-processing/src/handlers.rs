@@ -16,8 +16,9 @@ pub const DIMENSIONS: usize = 1536;
 const CLAIM_SIZE: usize = 2048;
 /// How long claimed memories are ours before another invocation may take them.
 const LEASE_SECONDS: u32 = 120;
-/// How long one delivery may spend, retries included: under pg_net's 10 s request timeout.
-const TIME_BUDGET_MS: f64 = 8_000.0;
+/// How long one delivery may spend, retries included: under the 30 s the ai_processing webhook
+/// waits (seed.sql), and well under the edge runtime's wall-clock limit.
+const TIME_BUDGET_MS: f64 = 25_000.0;
 /// Vectors per store call. Writing a vector also updates the HNSW index (about 2–3 ms each on a
 /// small machine), and hosted PostgREST runs statements under an 8 s `statement_timeout`; 500 keep
 /// one store near a second and a 500-memory statement in one round trip.
@@ -119,7 +120,14 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
         let stored = if vectors.is_empty() {
             0
         } else {
-            store(&rest, &lease, &openai.embedding_model, vectors).await?
+            match store(&rest, &lease, &openai.embedding_model, vectors).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    // Give the work back before answering, so the retry finds it claimable.
+                    let _ = release(&rest, &lease).await;
+                    return Err(error);
+                }
+            }
         };
         progress.embedded += stored;
         // What was not stored goes back at once, so a retry need not wait for the lease. Blank
@@ -254,24 +262,30 @@ async fn claim(
             "p_lease_seconds": LEASE_SECONDS,
         }),
     );
-    let rows = rest.rows(request).await?;
-    let lease = rows
-        .first()
-        .and_then(|row| row.get("lease_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let claimed = rows
-        .iter()
-        .filter_map(|row| {
-            Some(Claimed {
-                memory: PendingMemory {
-                    id: row.get("id")?.as_i64()?,
-                    content: row.get("content")?.as_str()?.to_owned(),
-                },
-                content_hash: row.get("content_hash")?.as_str()?.to_owned(),
-            })
+    // One JSON value: PostgREST caps the rows a function returns at max_rows.
+    let answer = rest.execute(request).await?;
+    let claimed: Vec<Claimed> = answer
+        .get("memories")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| {
+                    Some(Claimed {
+                        memory: PendingMemory {
+                            id: row.get("id")?.as_i64()?,
+                            content: row.get("content")?.as_str()?.to_owned(),
+                        },
+                        content_hash: row.get("content_hash")?.as_str()?.to_owned(),
+                    })
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    let lease = answer
+        .get("lease_id")
+        .and_then(Value::as_str)
+        .filter(|_| !claimed.is_empty())
+        .map(str::to_owned);
     Ok((lease, claimed))
 }
 

@@ -47,15 +47,24 @@ select is((select e from pg_temp.embedding_events() e offset 1),
 
 -- Claims ---------------------------------------------------------------------------------------
 select is(public.count_pending_memory_embeddings(:'ids'), 3::bigint, 'three are pending');
+create function pg_temp.claim(p_ids bigint[], p_limit integer)
+returns table (id bigint, content text, content_hash text, lease_id uuid)
+language sql
+as $$
+  select m.id, m.content, m.content_hash, (c.claim ->> 'lease_id')::uuid
+  from (select public.claim_memory_embeddings(p_ids, p_limit, 120) as claim) c,
+       jsonb_to_recordset(c.claim -> 'memories') as m(id bigint, content text, content_hash text)
+$$;
+
 create temporary table first_claim on commit drop as
-  select * from public.claim_memory_embeddings(:'ids', 2, 120);
+  select * from pg_temp.claim(:'ids', 2);
 select is((select count(*) from first_claim), 2::bigint, 'a claim takes at most p_limit');
 select is((select count(distinct lease_id) from first_claim), 1::bigint, 'under one lease');
 select is((select array_agg(content_hash order by id) from first_claim),
   (select array_agg(md5(content) order by id) from public.memories where id = any (:'ids') and id in (select id from first_claim)),
   'with the hash of the content it embeds');
 create temporary table second_claim on commit drop as
-  select * from public.claim_memory_embeddings(:'ids', 10, 120);
+  select * from pg_temp.claim(:'ids', 10);
 select is((select count(*) from second_claim where id in (select id from first_claim)), 0::bigint,
   'leased memories are not handed out again');
 select is((select count(*) from second_claim), 1::bigint, 'only the one never claimed');
@@ -95,12 +104,12 @@ select is(public.store_memory_embeddings(:'lease', 'm',
                                                  'embedding', pg_temp.vector_text(0.25)::jsonb))),
   0, 'a vector of content that changed since the claim is not stored');
 select is(public.release_memory_embeddings(:'lease'), 1, 'release gives back what the lease holds');
-select is((select count(*) from public.claim_memory_embeddings(:'ids', 10, 120)), 1::bigint,
+select is((select count(*) from pg_temp.claim(:'ids', 10)), 1::bigint,
   'and the released memory can be claimed again');
 
 update public.memories set embedding_lease_until = now() - interval '1 second'
 where id = any (:'ids');
-select is((select count(*) from public.claim_memory_embeddings(:'ids', 10, 120)), 2::bigint,
+select is((select count(*) from pg_temp.claim(:'ids', 10)), 2::bigint,
   'an expired lease is claimable');
 
 -- The sweep ------------------------------------------------------------------------------------
@@ -125,7 +134,7 @@ select is((select count(*) from public.memories
 
 -- Who may call what ----------------------------------------------------------------------------
 select pg_temp.act_as(:'ada');
-select throws_ok('select * from public.claim_memory_embeddings()', '42501', null,
+select throws_ok('select public.claim_memory_embeddings()', '42501', null,
   'users cannot claim memories');
 select throws_ok(format('update public.memories set embedding = %L where id = %s',
                         pg_temp.vector_text(1), :first_id),
