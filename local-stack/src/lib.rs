@@ -5,3 +5,4 @@ pub mod keys;
 pub mod pg_net_worker;
 pub mod rest;
 pub mod standins;
+pub mod testing;

@@ -8,32 +8,32 @@
 use std::collections::BTreeMap;
 
 use local_stack::keys;
-use local_stack::rest::{ApiSettings, RestApi};
+use local_stack::testing::TestStack;
 use postgrest::Postgrest;
 use serde_json::{json, Value};
-use support::database_url;
-use tokio_postgres::NoTls;
-
-mod support;
 
 /// The API on a free loopback port, with a superuser connection for fixtures.
 struct Stack {
+    /// `http://127.0.0.1:PORT/rest/v1`
     base: String,
-    db: tokio_postgres::Client,
+    test: TestStack,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = TestStack;
+
+    fn deref(&self) -> &TestStack {
+        &self.test
+    }
 }
 
 impl Stack {
     async fn start() -> Self {
-        let url = database_url();
-        let api = RestApi::new(&url, ApiSettings::default()).expect("the REST API starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/rest/v1", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api.router()).await });
-        let (db, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to TRIPSAGE_TEST_DB_URL: {error}"));
-        tokio::spawn(connection);
-        Self { base, db }
+        let test = TestStack::start().await;
+        Self {
+            base: format!("{}/rest/v1", test.rest_url),
+            test,
+        }
     }
 
     /// A client sending the anon key as `apikey` and `token` as the bearer, as supabase-js does.

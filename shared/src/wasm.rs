@@ -123,6 +123,11 @@ pub mod test_support {
 
     use crate::signature::WebhookSecret;
 
+    /// The Supabase CLI's well-known local service-role key, which the local stack accepts.
+    pub const LOCAL_SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
+    /// The webhook secret the functions' wasm tests sign with.
+    pub const TEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
     /// A POST signed with Standard Webhooks at the current JS time.
     pub fn signed_request(url: &str, secret: &str, webhook_id: &str, body: &str) -> Request {
         let now = (js_sys::Date::now() / 1000.0) as i64;
@@ -163,7 +168,7 @@ pub mod test_support {
         F: Fn(Request, JsValue) -> Fut,
         Fut: std::future::Future<Output = Result<Response, JsValue>>,
     {
-        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        const SECRET: &str = TEST_SECRET;
         const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
         let url = format!("http://127.0.0.1:54321/{function}");
         let call = |secret: &str, id: &str, body: &str| {

@@ -7,50 +7,29 @@
 //! TRIPSAGE_TEST_DB_URL=$(scripts/db url) cargo test -p ai-processing --test handlers`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::BTreeMap;
-
 use ai_processing::AiProcessing;
-use local_stack::keys;
-use local_stack::rest::{ApiSettings, RestApi};
-use local_stack::standins::{EmbeddingsBehaviour, StandIns, OPENAI_API_KEY};
+use local_stack::standins::{EmbeddingsBehaviour, OPENAI_API_KEY};
+use local_stack::testing::TestStack;
 use serde_json::{json, Value};
 use shared::{EdgeConfig, IncomingRequest, RequestContext};
-use tokio_postgres::{Client, NoTls};
 
 const EMBEDDINGS: &str = "/openai/v1/embeddings";
 
-fn database_url() -> String {
-    std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
-        panic!(
-            "TRIPSAGE_TEST_DB_URL is not set: these tests need the TripSage database. \
-             Run ./scripts/test, or `scripts/db start` and set TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
-        )
-    })
-}
+/// The shared test stack (`/rest/v1`, the stand-ins, a connection for fixtures) with what
+/// ai-processing's tests add to it.
+struct Stack(TestStack);
 
-struct Stack {
-    db: Client,
-    rest_url: String,
-    openai: StandIns,
+impl std::ops::Deref for Stack {
+    type Target = TestStack;
+
+    fn deref(&self) -> &TestStack {
+        &self.0
+    }
 }
 
 impl Stack {
     async fn start() -> Self {
-        let url = database_url();
-        let api = RestApi::new(&url, ApiSettings::default()).expect("the REST API starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rest_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api.router()).await });
-        let (db, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to TRIPSAGE_TEST_DB_URL: {error}"));
-        tokio::spawn(connection);
-        let openai = StandIns::start(0).await.expect("stand-ins start");
-        Self {
-            db,
-            rest_url,
-            openai,
-        }
+        Self(TestStack::start().await)
     }
 
     /// ai-processing's configuration; `with_key: false` leaves OPENAI_API_KEY out.
@@ -59,15 +38,8 @@ impl Stack {
     }
 
     fn config_with(&self, with_key: bool, extra: &[(&str, &str)]) -> EdgeConfig {
-        let mut env: BTreeMap<String, String> = BTreeMap::from([
-            ("SUPABASE_URL".into(), self.rest_url.clone()),
-            (
-                "SUPABASE_SERVICE_ROLE_KEY".into(),
-                keys::role_key("service_role"),
-            ),
-            ("WEBHOOK_SECRET".into(), keys::WEBHOOK_SECRET.into()),
-        ]);
-        for (name, value) in self.openai.function_env() {
+        let mut env = self.0.function_env();
+        for (name, value) in self.stand_ins.function_env() {
             let wanted = match name.as_str() {
                 "OPENAI_API_KEY" => with_key,
                 "OPENAI_BASE_URL" => true,
@@ -84,17 +56,7 @@ impl Stack {
     }
 
     async fn user(&self) -> String {
-        self.db
-            .query_one(
-                "insert into auth.users (id, email, role, aud)
-                 values (gen_random_uuid(), gen_random_uuid() || '@example.com',
-                         'authenticated', 'authenticated')
-                 returning id::text",
-                &[],
-            )
-            .await
-            .expect("create a user")
-            .get(0)
+        self.0.user("@example.com", None).await
     }
 
     /// `count` memories of a new user, inserted in one statement; their ids.
@@ -117,22 +79,10 @@ impl Stack {
     /// The newest request the database queued to ai-processing for `event` whose payload
     /// contains `fragment`.
     async fn queued(&self, event: &str, fragment: &Value) -> IncomingRequest {
-        let row = self
-            .db
-            .query_one(
-                "select q.headers, q.body
-                 from webhook_logs l join net.http_request_queue q on q.id = l.request_id
-                 where l.event_type = $1 and l.payload @> $2 and l.webhook_name = 'ai_processing'
-                 order by l.id desc limit 1",
-                &[&event, fragment],
-            )
-            .await
-            .unwrap_or_else(|error| panic!("no queued {event} with {fragment}: {error}"));
-        let headers: Value = row.get(0);
-        let body: Vec<u8> = row.get(1);
-        let mut request = IncomingRequest::new("POST", "/ai-processing").with_body(body);
-        for (name, value) in headers.as_object().unwrap() {
-            request = request.with_header(name, value.as_str().unwrap());
+        let queued = self.0.queued("ai_processing", event, fragment).await;
+        let mut request = IncomingRequest::new("POST", "/ai-processing").with_body(queued.body);
+        for (name, value) in &queued.headers {
+            request = request.with_header(name, value);
         }
         request
     }
@@ -149,7 +99,7 @@ impl Stack {
     }
 
     fn provider_calls(&self) -> usize {
-        self.openai.request_count(EMBEDDINGS)
+        self.stand_ins.request_count(EMBEDDINGS)
     }
 }
 
@@ -229,7 +179,7 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
         .await
         .unwrap();
     let texts: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
-    let expected = provider_vectors(&stack.openai.base_url(), &texts).await;
+    let expected = provider_vectors(&stack.stand_ins.base_url(), &texts).await;
     for (row, expected) in rows.iter().zip(&expected) {
         assert_eq!(&parse_vector(row.get(1)), expected);
         let metadata: Value = row.get(2);
@@ -247,11 +197,13 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
 async fn rate_limits_are_waited_out() {
     let stack = Stack::start().await;
     let (_, ids) = stack.memories(20).await;
-    stack.openai.set_embeddings_behaviour(EmbeddingsBehaviour {
-        rate_limit_next: 2,
-        retry_after_seconds: Some(1),
-        ..EmbeddingsBehaviour::default()
-    });
+    stack
+        .stand_ins
+        .set_embeddings_behaviour(EmbeddingsBehaviour {
+            rate_limit_next: 2,
+            retry_after_seconds: Some(1),
+            ..EmbeddingsBehaviour::default()
+        });
     let request = stack
         .queued(
             "memory.generate.embedding",
@@ -274,10 +226,12 @@ async fn rate_limits_are_waited_out() {
 async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
     let stack = Stack::start().await;
     let (_, ids) = stack.memories(10).await;
-    stack.openai.set_embeddings_behaviour(EmbeddingsBehaviour {
-        dimensions: Some(1535),
-        ..EmbeddingsBehaviour::default()
-    });
+    stack
+        .stand_ins
+        .set_embeddings_behaviour(EmbeddingsBehaviour {
+            dimensions: Some(1535),
+            ..EmbeddingsBehaviour::default()
+        });
     let request = stack
         .queued(
             "memory.generate.embedding",
@@ -302,7 +256,7 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
     assert_eq!(leased, 0, "released, so a retry can claim them at once");
 
     stack
-        .openai
+        .stand_ins
         .set_embeddings_behaviour(EmbeddingsBehaviour::default());
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (200, &json!(10)), "{body}");
@@ -442,7 +396,7 @@ async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["extracted_by"], "chat_model");
     assert_eq!(
-        stack.openai.request_count("/openai/v1/chat/completions"),
+        stack.stand_ins.request_count("/openai/v1/chat/completions"),
         1,
         "the stand-in accepted the strict json_schema request"
     );

@@ -10,17 +10,17 @@ async fn handle_export_keeps_the_shared_contract() {
     shared::wasm::test_support::check_handle_export("ai-processing", ai_processing::handle).await;
 }
 
-/// The Supabase CLI's well-known local service-role key, which the local stack accepts.
-const SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
 /// The local OpenAI stand-in's key.
 const OPENAI_KEY: &str = "sk-local-stand-in-not-a-real-key";
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A whole embedding event through the wasm build, its I/O going out through the browser's
 /// fetch: `scripts/test` serves `/rest/v1` and the OpenAI stand-in, and inserts the memories.
 #[wasm_bindgen_test]
 async fn memories_are_embedded_through_postgrest_and_openai_from_wasm() {
-    use shared::wasm::test_support::{env, json, signed_request};
+    use shared::wasm::test_support::{
+        env, json, signed_request, LOCAL_SERVICE_ROLE_KEY as SERVICE_ROLE_KEY,
+        TEST_SECRET as SECRET,
+    };
 
     // Compile-time values: the test runs in a browser, which has no environment.
     let Some(rest_url) = option_env!("TRIPSAGE_WASM_REST_URL") else {

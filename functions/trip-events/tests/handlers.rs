@@ -7,63 +7,34 @@
 //! TRIPSAGE_TEST_DB_URL=$(scripts/db url) cargo test -p trip-events --test handlers`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::BTreeMap;
-
 use icalendar::{Calendar, CalendarComponent, Component};
 use local_stack::keys;
-use local_stack::rest::{ApiSettings, RestApi};
-use local_stack::standins::StandIns;
+use local_stack::testing::TestStack;
 use serde_json::{json, Value};
 use shared::{EdgeConfig, IncomingRequest, RequestContext};
-use tokio_postgres::{Client, NoTls};
 use trip_events::TripEvents;
 
-fn database_url() -> String {
-    std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
-        panic!(
-            "TRIPSAGE_TEST_DB_URL is not set: these tests need the TripSage database. \
-             Run ./scripts/test, or `scripts/db start` and set TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
-        )
-    })
-}
+/// The shared test stack (`/rest/v1`, the stand-ins, a connection for fixtures) with what
+/// trip-events' tests add to it.
+struct Stack(TestStack);
 
-/// `/rest/v1`, the stand-ins and a database connection for fixtures.
-struct Stack {
-    db: Client,
-    rest_url: String,
-    stand_ins: StandIns,
+impl std::ops::Deref for Stack {
+    type Target = TestStack;
+
+    fn deref(&self) -> &TestStack {
+        &self.0
+    }
 }
 
 impl Stack {
     async fn start() -> Self {
-        let url = database_url();
-        let api = RestApi::new(&url, ApiSettings::default()).expect("the REST API starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rest_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api.router()).await });
-        let (db, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to TRIPSAGE_TEST_DB_URL: {error}"));
-        tokio::spawn(connection);
-        let stand_ins = StandIns::start(0).await.expect("stand-ins start");
-        Self {
-            db,
-            rest_url,
-            stand_ins,
-        }
+        Self(TestStack::start().await)
     }
 
     /// The configuration a deployed trip-events would have, pointed at this stack.
     fn config(&self, with: &[&str]) -> EdgeConfig {
-        let mut env: BTreeMap<String, String> = BTreeMap::from([
-            ("SUPABASE_URL".into(), self.rest_url.clone()),
-            (
-                "SUPABASE_SERVICE_ROLE_KEY".into(),
-                keys::role_key("service_role"),
-            ),
-            ("WEBHOOK_SECRET".into(), keys::WEBHOOK_SECRET.into()),
-            ("APP_URL".into(), "https://trips.example.com".into()),
-        ]);
+        let mut env = self.0.function_env();
+        env.insert("APP_URL".into(), "https://trips.example.com".into());
         for (name, value) in self.stand_ins.function_env() {
             let wanted = (with.contains(&"email")
                 && matches!(
@@ -76,22 +47,6 @@ impl Stack {
             }
         }
         EdgeConfig::from_env(|name| env.get(name).cloned())
-    }
-
-    async fn user(&self, email: &str, name: Option<&str>) -> String {
-        let meta = name.map(|name| json!({ "full_name": name }));
-        let row = self
-            .db
-            .query_one(
-                "insert into auth.users (id, email, role, aud, raw_user_meta_data)
-                 values (gen_random_uuid(), gen_random_uuid() || '-' || $1, 'authenticated',
-                         'authenticated', $2)
-                 returning id::text",
-                &[&email, &meta],
-            )
-            .await
-            .expect("create a user");
-        row.get(0)
     }
 
     async fn trip(&self, owner: &str, name: &str) -> i64 {
@@ -117,23 +72,13 @@ impl Stack {
     /// The newest request the database queued for `event` about `trip_id`, as pg_net would send
     /// it to trip-events.
     async fn queued(&self, event: &str, trip_id: i64) -> IncomingRequest {
-        let row = self
-            .db
-            .query_one(
-                "select q.headers, q.body
-                 from webhook_logs l join net.http_request_queue q on q.id = l.request_id
-                 where l.event_type = $1 and (l.payload ->> 'trip_id')::bigint = $2
-                   and l.webhook_name = 'trip_events'
-                 order by l.id desc limit 1",
-                &[&event, &trip_id],
-            )
-            .await
-            .unwrap_or_else(|error| panic!("no queued {event} for trip {trip_id}: {error}"));
-        let headers: Value = row.get(0);
-        let body: Vec<u8> = row.get(1);
-        let mut request = IncomingRequest::new("POST", "/trip-events").with_body(body);
-        for (name, value) in headers.as_object().unwrap() {
-            request = request.with_header(name, value.as_str().unwrap());
+        let queued = self
+            .0
+            .queued("trip_events", event, &json!({ "trip_id": trip_id }))
+            .await;
+        let mut request = IncomingRequest::new("POST", "/trip-events").with_body(queued.body);
+        for (name, value) in &queued.headers {
+            request = request.with_header(name, value);
         }
         request
     }
