@@ -125,11 +125,11 @@ async fn main() -> Result<(), Failure> {
     let calls = requests["requests"]["/openai/v1/embeddings"]
         .as_u64()
         .unwrap_or(0);
-    let floor = calls as f64 * PROVIDER_LATENCY_MS as f64 / 1000.0;
+    let serial = calls as f64 * PROVIDER_LATENCY_MS as f64 / 1000.0;
     println!(
         "{count} memories, {mode} (EMBEDDING_MAX_INPUTS={max_inputs}), provider answering in \
          {PROVIDER_LATENCY_MS} ms: {calls} provider calls, {elapsed:.1} s from commit to the last \
-         vector stored ({floor:.1} s of that is waiting for the provider, sequentially)"
+         vector stored (the calls' latency alone, one after another: {serial:.1} s)"
     );
 
     if let Some(pid) = stack.id() {
