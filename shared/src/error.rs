@@ -34,6 +34,11 @@ pub enum EdgeError {
         retry_after_seconds: Option<u64>,
         message: String,
     },
+    /// Nothing could be done this time; the work stays pending and the sender should retry.
+    Pending {
+        message: String,
+        retry_after_seconds: Option<u64>,
+    },
     /// A bug: the details go to the log, the caller gets a correlation id.
     Internal(String),
 }
@@ -49,6 +54,7 @@ impl EdgeError {
             Self::UnsupportedEvent(_) => 422,
             Self::Upstream { .. } if self.is_throttled() => 503,
             Self::Upstream { .. } => 502,
+            Self::Pending { .. } => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -65,6 +71,7 @@ impl EdgeError {
             Self::UnsupportedEvent(_) => "unsupported_event",
             Self::Upstream { .. } if self.is_throttled() => "upstream_unavailable",
             Self::Upstream { .. } => "upstream_error",
+            Self::Pending { .. } => "work_pending",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -73,7 +80,10 @@ impl EdgeError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::NotConfigured { .. } | Self::Upstream { .. } | Self::Internal(_)
+            Self::NotConfigured { .. }
+                | Self::Upstream { .. }
+                | Self::Pending { .. }
+                | Self::Internal(_)
         )
     }
 
@@ -111,6 +121,10 @@ impl EdgeError {
         match self {
             Self::MethodNotAllowed { allow } => response.headers.set("allow", *allow),
             Self::Upstream {
+                retry_after_seconds: Some(seconds),
+                ..
+            }
+            | Self::Pending {
                 retry_after_seconds: Some(seconds),
                 ..
             } => response.headers.set("retry-after", seconds.to_string()),
@@ -158,6 +172,7 @@ impl fmt::Display for EdgeError {
                 Some(status) => write!(f, "{service} answered {status}: {message}"),
                 None => write!(f, "{service} could not be reached: {message}"),
             },
+            Self::Pending { message, .. } => f.write_str(message),
             Self::Internal(details) => write!(f, "internal error: {details}"),
         }
     }
@@ -213,6 +228,14 @@ mod tests {
             (upstream(None, None), 502, "upstream_error"),
             (upstream(Some(429), Some(3)), 503, "upstream_unavailable"),
             (EdgeError::Internal("bug".into()), 500, "internal_error"),
+            (
+                EdgeError::Pending {
+                    message: "0 done, 3 remain".into(),
+                    retry_after_seconds: Some(2),
+                },
+                503,
+                "work_pending",
+            ),
             (
                 EdgeError::NotConfigured {
                     capability: Capability::OpenAi,

@@ -95,7 +95,7 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
         `select response_status from webhook_logs
          where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'
          order by attempt_count limit 1`,
-        "502",
+        "503",
         30,
       );
       assert.equal(await sql(embedded(ids)), "0");

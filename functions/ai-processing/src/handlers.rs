@@ -144,25 +144,19 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
         let request = rest.rpc("enqueue_memory_embeddings", &json!({}));
         rest.execute(request).await?;
     }
-    if let (
-        0,
-        Some(EdgeError::Upstream {
-            service,
-            status,
+    if let (0, Some(error)) = (progress.embedded, &failure) {
+        // Nothing embedded: 503, so the sender retries; the reason and the counts in the message.
+        let retry_after_seconds = match error {
+            EdgeError::Upstream {
+                retry_after_seconds,
+                ..
+            } => *retry_after_seconds,
+            _ => None,
+        };
+        return Err(EdgeError::Pending {
+            message: format!("0 memories embedded, {remaining} remain pending: {error}"),
             retry_after_seconds,
-            message,
-        }),
-    ) = (progress.embedded, &failure)
-    {
-        return Err(EdgeError::Upstream {
-            service,
-            status: *status,
-            retry_after_seconds: *retry_after_seconds,
-            message: format!("0 memories embedded, {remaining} remain pending: {message}"),
         });
-    }
-    if let Some(error) = failure.filter(|_| progress.embedded == 0) {
-        return Err(error);
     }
     Ok(outcome([
         ("embedded", json!(progress.embedded)),

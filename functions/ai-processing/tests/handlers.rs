@@ -239,7 +239,11 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
         )
         .await;
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
-    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("work_pending")),
+        "{body}"
+    );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("1535"), "{message}");
     assert!(message.contains("10 remain pending"), "{message}");
