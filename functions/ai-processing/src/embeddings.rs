@@ -446,8 +446,13 @@ impl RetryPolicy {
 }
 
 /// `OpenAI answered 429: <its message>`, or `OpenAI did not answer: <transport error>`.
-fn describe_failure(status: Option<u16>, body: &str) -> String {
-    let summary = error_summary(body);
+/// What went wrong, for logs and answers. A refused key's message is not repeated: OpenAI's
+/// quotes part of the key.
+pub fn describe_failure(status: Option<u16>, body: &str) -> String {
+    let summary = match status {
+        Some(401 | 403) => "the API key was refused (check OPENAI_API_KEY)".to_owned(),
+        _ => error_summary(body),
+    };
     let head = match status {
         Some(status) => format!("{SERVICE} answered {status}"),
         None => format!("{SERVICE} did not answer"),
@@ -1142,8 +1147,12 @@ mod tests {
             else {
                 panic!("{status} should not be retried: {decision:?}");
             };
+            let expected = match status {
+                401 | 403 => "the API key was refused",
+                _ => "Incorrect API key",
+            };
             assert!(
-                reason.starts_with(&format!("openai answered {status}: Incorrect API key")),
+                reason.starts_with(&format!("openai answered {status}: {expected}")),
                 "{reason}"
             );
         }
@@ -1200,5 +1209,13 @@ mod tests {
             error.to_response("r").headers.get("retry-after"),
             Some("10")
         );
+    }
+
+    #[test]
+    fn a_refused_key_is_not_quoted_back() {
+        let body = r#"{"error":{"message":"Incorrect API key provided: sk-proj-****abcd.","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        let described = describe_failure(Some(401), body);
+        assert!(!described.contains("abcd"), "{described}");
+        assert!(described.contains("OPENAI_API_KEY"), "{described}");
     }
 }

@@ -506,7 +506,7 @@ async fn ask_chat_model(
             None,
             format!(
                 "chat completion failed: {}",
-                detail.chars().take(300).collect::<String>()
+                embeddings::describe_failure(answer.status, detail)
             ),
         ));
     }
