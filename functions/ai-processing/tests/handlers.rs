@@ -87,6 +87,28 @@ impl Stack {
         request
     }
 
+    /// A new user's chat message, and the chat.message.process request the trigger queued for it.
+    async fn user_message(&self, content: &str) -> (String, i64, IncomingRequest) {
+        let user = self.user().await;
+        let message_id: i64 = self
+            .db
+            .query_one(
+                "with session as (
+                   insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
+                 insert into chat_messages (session_id, role, content)
+                 select id, 'user', $2 from session
+                 returning id",
+                &[&user, &content],
+            )
+            .await
+            .expect("insert a chat message")
+            .get(0);
+        let request = self
+            .queued("chat.message.process", &json!({ "message_id": message_id }))
+            .await;
+        (user, message_id, request)
+    }
+
     async fn embedded(&self, ids: &[i64]) -> i64 {
         self.db
             .query_one(
@@ -298,22 +320,8 @@ async fn without_a_key_nothing_is_touched() {
 #[tokio::test]
 async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
     let stack = Stack::start().await;
-    let user = stack.user().await;
-    let message_id: i64 = stack
-        .db
-        .query_one(
-            "with session as (
-               insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
-             insert into chat_messages (session_id, role, content)
-             select id, 'user', 'I am looking for a cheap hostel near the old town.' from session
-             returning id",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let request = stack
-        .queued("chat.message.process", &json!({ "message_id": message_id }))
+    let (user, message_id, request) = stack
+        .user_message("I am looking for a cheap hostel near the old town.")
         .await;
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
     assert_eq!(body["extracted_by"], "rules", "{body}");
@@ -378,23 +386,7 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
 #[tokio::test]
 async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
     let stack = Stack::start().await;
-    let user = stack.user().await;
-    let message_id: i64 = stack
-        .db
-        .query_one(
-            "with session as (
-               insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
-             insert into chat_messages (session_id, role, content)
-             select id, 'user', 'Somewhere warm in March, please.' from session
-             returning id",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let request = stack
-        .queued("chat.message.process", &json!({ "message_id": message_id }))
-        .await;
+    let (_, _, request) = stack.user_message("Somewhere warm in March, please.").await;
     let config = stack.config_with(true, &[("CHAT_MODEL", "gpt-4o-mini")]);
     let (status, body) = deliver(&config, request).await;
     assert_eq!(status, 200, "{body}");
