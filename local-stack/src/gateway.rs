@@ -76,7 +76,7 @@ async fn route(State(gateway): State<Gateway>, request: Request) -> Response {
         );
     };
     if function.verify_jwt {
-        if let Some(refusal) = jwt_refusal(request.headers(), unix_now()) {
+        if let Some(refusal) = jwt_refusal(request.headers(), keys::unix_now()) {
             // Supabase's gateway answers in this shape, not in the functions' error shape.
             return (
                 StatusCode::UNAUTHORIZED,
@@ -105,11 +105,6 @@ fn jwt_refusal(headers: &HeaderMap, now: i64) -> Option<&'static str> {
         Some(Ok(_)) => None,
         _ => Some("Invalid JWT"),
     }
-}
-
-fn unix_now() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since_epoch.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 struct FunctionTarget<'a> {

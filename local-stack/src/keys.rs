@@ -49,6 +49,12 @@ fn sign_jwt(claims: &str) -> String {
     format!("{signing_input}.{signature}")
 }
 
+/// Now in Unix seconds, the clock JWT expiry is checked against.
+pub fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Why a JWT was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum JwtError {

@@ -6,6 +6,7 @@
 //! `./scripts/test` starts a throwaway database and sets TRIPSAGE_TEST_DB_URL; by hand:
 //! `scripts/db start && TRIPSAGE_TEST_DB_URL=$(scripts/db url) cargo test -p local-stack --test database`.
 
+use local_stack::keys;
 use serde_json::Value;
 use shared::http::Headers;
 use shared::signature::{SignatureScheme, WebhookVerifier};
@@ -75,11 +76,6 @@ async fn queued_requests(db: &impl GenericClient, event: &str, trip_id: i64) -> 
         .collect()
 }
 
-fn unix_now() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.expect("clock after 1970").as_secs() as i64
-}
-
 fn verifier(secrets: &str) -> WebhookVerifier {
     WebhookVerifier::new(WebhookVerifier::parse_secrets(secrets).expect("valid secrets"))
 }
@@ -111,7 +107,7 @@ fn assert_signed(request: &QueuedRequest, event: &str, attempt: i32) -> i64 {
     // Both secrets of a rotation sign, so a receiver holding either one accepts.
     for secrets in [SECRET, OLD_SECRET] {
         let delivery = verifier(secrets)
-            .verify(&request.headers, &request.body, unix_now())
+            .verify(&request.headers, &request.body, keys::unix_now())
             .unwrap_or_else(|error| panic!("signature under {secrets:.12}…: {error}"));
         assert_eq!(delivery.scheme, SignatureScheme::StandardWebhooks);
         assert_eq!(
@@ -125,7 +121,7 @@ fn assert_signed(request: &QueuedRequest, event: &str, attempt: i32) -> i64 {
     }
     assert!(
         verifier("whsec_dW5yZWxhdGVkLXNlY3JldC1mb3ItdGVzdHM=")
-            .verify(&request.headers, &request.body, unix_now())
+            .verify(&request.headers, &request.body, keys::unix_now())
             .is_err(),
         "an unrelated secret must not verify"
     );
@@ -141,7 +137,7 @@ fn assert_signed(request: &QueuedRequest, event: &str, attempt: i32) -> i64 {
     }
     let delivery = verifier(SECRET)
         .with_legacy(true)
-        .verify(&legacy, &request.body, unix_now())
+        .verify(&legacy, &request.body, keys::unix_now())
         .expect("legacy signature");
     assert_eq!(delivery.scheme, SignatureScheme::Legacy);
 

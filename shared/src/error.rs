@@ -87,6 +87,14 @@ impl EdgeError {
         )
     }
 
+    /// A 400 about `field`.
+    pub fn invalid_field(field: &str, reason: &str) -> Self {
+        Self::InvalidField {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
     /// The field a 400 is about.
     pub fn field(&self) -> Option<&str> {
         match self {

@@ -38,6 +38,14 @@ pub struct Delivery {
 /// What a handler returns on success: extra fields of the 200 body.
 pub type Outcome = Map<String, Value>;
 
+/// An [`Outcome`] from its fields.
+pub fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
 /// One edge function: its name, the settings it needs, and its event handler.
 ///
 /// Handlers run on wasm's single thread, so their futures need not be `Send`.
@@ -203,7 +211,12 @@ fn parse_delivery(
     let body_event = match payload.get("event") {
         None | Some(Value::Null) => None,
         Some(Value::String(event)) if !event.trim().is_empty() => Some(event.as_str()),
-        Some(_) => return Err(invalid_field("event", "must be a non-empty string")),
+        Some(_) => {
+            return Err(EdgeError::invalid_field(
+                "event",
+                "must be a non-empty string",
+            ))
+        }
     };
     let header_event = request
         .headers
@@ -212,7 +225,7 @@ fn parse_delivery(
         .filter(|event| !event.is_empty());
     let event = match (body_event, header_event) {
         (Some(body), Some(header)) if body != header => {
-            return Err(invalid_field(
+            return Err(EdgeError::invalid_field(
                 "event",
                 &format!("the body says `{body}` but X-Webhook-Event says `{header}`"),
             ))
@@ -222,11 +235,9 @@ fn parse_delivery(
     };
     let attempt = match request.headers.get(HEADER_ATTEMPT) {
         None => None,
-        Some(text) => Some(
-            text.trim()
-                .parse()
-                .map_err(|_| invalid_field("X-Webhook-Attempt", "must be a positive integer"))?,
-        ),
+        Some(text) => Some(text.trim().parse().map_err(|_| {
+            EdgeError::invalid_field("X-Webhook-Attempt", "must be a positive integer")
+        })?),
     };
     Ok(Delivery {
         event,
@@ -235,13 +246,6 @@ fn parse_delivery(
         payload,
         received_at,
     })
-}
-
-fn invalid_field(field: &str, reason: &str) -> EdgeError {
-    EdgeError::InvalidField {
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    }
 }
 
 fn health<F: EdgeFunction>(config: &EdgeConfig) -> OutgoingResponse {

@@ -16,6 +16,6 @@ pub mod wasm;
 
 pub use config::{Capability, EdgeConfig};
 pub use error::EdgeError;
-pub use function::{serve, Delivery, EdgeFunction, Outcome, RequestContext};
+pub use function::{outcome, serve, Delivery, EdgeFunction, Outcome, RequestContext};
 pub use http::{IncomingRequest, OutgoingResponse};
 pub use signature::{WebhookSecret, WebhookVerifier};

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, openai, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{clock, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
 
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
 use crate::preferences::{self, Preference};
@@ -38,20 +38,6 @@ pub async fn handle(
     }
 }
 
-fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
-    pairs
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect()
-}
-
-fn invalid(field: &str, reason: &str) -> EdgeError {
-    EdgeError::InvalidField {
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
 /// Counts what one delivery did.
 #[derive(Debug, Default)]
 struct Progress {
@@ -67,13 +53,16 @@ fn memory_ids(payload: &Map<String, Value>) -> Result<Option<Vec<i64>>, EdgeErro
         Some(Value::Array(ids)) => ids
             .iter()
             .map(|id| {
-                id.as_i64()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| invalid("memory_ids", "expected positive integer ids"))
+                id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
+                    EdgeError::invalid_field("memory_ids", "expected positive integer ids")
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(_) => Err(invalid("memory_ids", "expected an array of ids")),
+        Some(_) => Err(EdgeError::invalid_field(
+            "memory_ids",
+            "expected an array of ids",
+        )),
     }
 }
 
@@ -336,20 +325,19 @@ impl ChatMessage {
             match payload.get(name) {
                 None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
                 Some(Value::String(text)) => Ok(text.clone()),
-                Some(_) => Err(invalid(name, "expected a string")),
+                Some(_) => Err(EdgeError::invalid_field(name, "expected a string")),
             }
         };
         let message_id = match payload.get("message_id") {
             None | Some(Value::Null) => return Err(EdgeError::MissingField("message_id".into())),
-            Some(id) => id
-                .as_i64()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| invalid("message_id", "expected a positive integer id"))?,
+            Some(id) => id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
+                EdgeError::invalid_field("message_id", "expected a positive integer id")
+            })?,
         };
         let content = match payload.get("content") {
             None | Some(Value::Null) => None,
             Some(Value::String(content)) => Some(content.clone()),
-            Some(_) => return Err(invalid("content", "expected a string")),
+            Some(_) => return Err(EdgeError::invalid_field("content", "expected a string")),
         };
         Ok(Self {
             message_id,
@@ -410,7 +398,7 @@ async fn read_message(rest: &ServiceRest, message_id: i64) -> Result<String, Edg
         .and_then(|row| row.get("content"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| invalid("message_id", "no such chat message"))
+        .ok_or_else(|| EdgeError::invalid_field("message_id", "no such chat message"))
 }
 
 /// Preferences (chat model with a JSON schema when `CHAT_MODEL` is set, else rules), the session

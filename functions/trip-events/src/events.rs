@@ -144,7 +144,7 @@ impl Fields<'_> {
         if is_uuid(&text) {
             Ok(text.to_ascii_lowercase())
         } else {
-            Err(invalid(name, "expected a UUID"))
+            Err(EdgeError::invalid_field(name, "expected a UUID"))
         }
     }
 
@@ -160,10 +160,11 @@ impl Fields<'_> {
     /// `expected` is the kind the event name implies; `booking.confirmed` takes `booking_type`.
     fn booking(&self, expected: Option<BookingKind>) -> Result<Booking, EdgeError> {
         let table = self.text("booking_type")?;
-        let kind = BookingKind::from_table(&table)
-            .ok_or_else(|| invalid("booking_type", "expected flights or accommodations"))?;
+        let kind = BookingKind::from_table(&table).ok_or_else(|| {
+            EdgeError::invalid_field("booking_type", "expected flights or accommodations")
+        })?;
         if expected.is_some_and(|expected| expected != kind) {
-            return Err(invalid(
+            return Err(EdgeError::invalid_field(
                 "booking_type",
                 "does not match the event's booking type",
             ));
@@ -185,14 +186,17 @@ impl Fields<'_> {
             end_date: self.text("end_date")?,
         };
         let Value::Array(items) = self.value("items")? else {
-            return Err(invalid("items", "expected an array"));
+            return Err(EdgeError::invalid_field("items", "expected an array"));
         };
         let items = items
             .iter()
             .enumerate()
             .map(|(index, item)| {
                 let Value::Object(item) = item else {
-                    return Err(invalid(&format!("items[{index}]"), "expected an object"));
+                    return Err(EdgeError::invalid_field(
+                        &format!("items[{index}]"),
+                        "expected an object",
+                    ));
                 };
                 let fields = Fields(item);
                 let prefixed = |error: EdgeError| prefix_field(error, &format!("items[{index}]."));
@@ -220,21 +224,14 @@ fn text_at(value: &Value, name: &str) -> Result<String, EdgeError> {
     value
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| invalid(name, "expected a string"))
+        .ok_or_else(|| EdgeError::invalid_field(name, "expected a string"))
 }
 
 fn id_at(value: &Value, name: &str) -> Result<i64, EdgeError> {
     value
         .as_i64()
         .filter(|id| *id > 0)
-        .ok_or_else(|| invalid(name, "expected a positive integer id"))
-}
-
-fn invalid(field: &str, reason: &str) -> EdgeError {
-    EdgeError::InvalidField {
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    }
+        .ok_or_else(|| EdgeError::invalid_field(name, "expected a positive integer id"))
 }
 
 fn prefix_field(error: EdgeError, prefix: &str) -> EdgeError {

@@ -7,7 +7,7 @@ use shared::config::CalendarSyncConfig;
 use shared::email::send_email;
 use shared::rest::{Receipts, ServiceRest};
 use shared::upstream::send;
-use shared::{Capability, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, Outcome};
 
 use crate::calendar::{self, CalendarError};
 use crate::events::{CalendarSync, Collaboration, TripEvent};
@@ -45,13 +45,6 @@ pub async fn handle(
             .await?;
     }
     Ok(result)
-}
-
-fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
-    pairs
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect()
 }
 
 struct Handler<'a> {

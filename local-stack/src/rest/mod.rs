@@ -271,7 +271,7 @@ impl ToSql for TextParam {
 
 impl RestApi {
     async fn handle(&self, request: &Incoming<'_>) -> Result<Response, ApiError> {
-        let caller = authenticate(request.headers, request.query, unix_now())?;
+        let caller = authenticate(request.headers, request.query, keys::unix_now())?;
         let reading = matches!(request.method, Method::GET | Method::HEAD);
         let schema = self.schema(request.headers, reading)?;
         let preferences = Preferences::parse(request.headers);
@@ -661,11 +661,6 @@ fn authenticate(headers: &HeaderMap, query: &str, now: i64) -> Result<Caller, Ap
         .unwrap_or("anon")
         .to_owned();
     Ok(Caller { role, claims })
-}
-
-fn unix_now() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since_epoch.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn check_content_type(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
