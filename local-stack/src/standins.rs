@@ -133,7 +133,6 @@ impl StandIns {
         self.shared.records().calendar.clone()
     }
 
-    /// How many requests, accepted or refused, arrived for `path` (e.g. `/resend/emails`).
     /// Makes the next `count` e-mail sends fail as Resend does on its side (500
     /// `internal_server_error`), after authentication and validation, recording nothing.
     pub fn fail_next_emails(&self, count: usize) {
@@ -147,6 +146,7 @@ impl StandIns {
         self.shared.records().embeddings = behaviour;
     }
 
+    /// How many requests, accepted or refused, arrived for `path` (e.g. `/resend/emails`).
     pub fn request_count(&self, path: &str) -> usize {
         self.shared
             .records()

@@ -27,7 +27,8 @@ pub enum EdgeError {
         reason: String,
     },
     UnsupportedEvent(String),
-    /// PostgREST, OpenAI, e-mail or calendar failed. `status` is the upstream's, if it answered.
+    /// PostgREST, OpenAI, e-mail or calendar failed. `status` is the upstream's; `None` when it
+    /// could not be reached (refused, reset, timed out).
     Upstream {
         service: &'static str,
         status: Option<u16>,
@@ -52,7 +53,7 @@ impl EdgeError {
             Self::Signature(_) => 401,
             Self::InvalidJson(_) | Self::MissingField(_) | Self::InvalidField { .. } => 400,
             Self::UnsupportedEvent(_) => 422,
-            Self::Upstream { .. } if self.is_throttled() => 503,
+            Self::Upstream { .. } if self.is_unavailable() => 503,
             Self::Upstream { .. } => 502,
             Self::Pending { .. } => 503,
             Self::Internal(_) => 500,
@@ -69,7 +70,7 @@ impl EdgeError {
             Self::MissingField(_) => "missing_field",
             Self::InvalidField { .. } => "invalid_field",
             Self::UnsupportedEvent(_) => "unsupported_event",
-            Self::Upstream { .. } if self.is_throttled() => "upstream_unavailable",
+            Self::Upstream { .. } if self.is_unavailable() => "upstream_unavailable",
             Self::Upstream { .. } => "upstream_error",
             Self::Pending { .. } => "work_pending",
             Self::Internal(_) => "internal_error",
@@ -103,11 +104,13 @@ impl EdgeError {
         }
     }
 
-    fn is_throttled(&self) -> bool {
+    /// Rate-limited, down, or not reachable: worth waiting for (503), unlike an upstream that
+    /// answered with an error of its own (502).
+    fn is_unavailable(&self) -> bool {
         matches!(
             self,
             Self::Upstream {
-                status: Some(429 | 503),
+                status: None | Some(429 | 502 | 503 | 504),
                 ..
             } | Self::Upstream {
                 retry_after_seconds: Some(_),
@@ -233,7 +236,9 @@ mod tests {
                 "unsupported_event",
             ),
             (upstream(Some(500), None), 502, "upstream_error"),
-            (upstream(None, None), 502, "upstream_error"),
+            (upstream(Some(422), None), 502, "upstream_error"),
+            (upstream(None, None), 503, "upstream_unavailable"),
+            (upstream(Some(504), None), 503, "upstream_unavailable"),
             (upstream(Some(429), Some(3)), 503, "upstream_unavailable"),
             (EdgeError::Internal("bug".into()), 500, "internal_error"),
             (

@@ -69,10 +69,11 @@ impl ServiceRest {
     }
 }
 
+/// A 2xx answer of the wrong shape.
 fn unexpected(value: &Value) -> EdgeError {
     EdgeError::Upstream {
         service: SERVICE,
-        status: None,
+        status: Some(200),
         retry_after_seconds: None,
         message: format!("expected an array of rows, got {}", kind(value)),
     }
