@@ -35,6 +35,16 @@ pub struct Delivery {
     pub received_at: i64,
 }
 
+/// Whether a payload's id is a UUID: `8-4-4-4-12` hexadecimal digits.
+pub fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// What a handler returns on success: extra fields of the 200 body.
 pub type Outcome = Map<String, Value>;
 

@@ -6,6 +6,8 @@ pub mod config;
 pub mod email;
 pub mod error;
 pub mod function;
+#[cfg(all(feature = "fuzz", not(target_arch = "wasm32")))]
+pub mod fuzz;
 pub mod http;
 pub mod openai;
 pub mod rest;
@@ -16,6 +18,6 @@ pub mod wasm;
 
 pub use config::{Capability, EdgeConfig};
 pub use error::EdgeError;
-pub use function::{outcome, serve, Delivery, EdgeFunction, Outcome, RequestContext};
+pub use function::{is_uuid, outcome, serve, Delivery, EdgeFunction, Outcome, RequestContext};
 pub use http::{IncomingRequest, OutgoingResponse};
 pub use signature::{WebhookSecret, WebhookVerifier};

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
 
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
 use crate::preferences::{self, Preference};
@@ -73,10 +73,10 @@ struct Claimed {
 }
 
 async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+    let ids = memory_ids(&delivery.payload)?;
     // Without a key nothing is claimed or touched: 503 not_configured.
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
-    let ids = memory_ids(&delivery.payload)?;
     let deadline = clock::now_ms() + TIME_BUDGET_MS;
     let limits = EmbeddingLimits {
         max_inputs: openai.embedding_max_inputs,
@@ -339,10 +339,19 @@ impl ChatMessage {
             Some(Value::String(content)) => Some(content.clone()),
             Some(_) => return Err(EdgeError::invalid_field("content", "expected a string")),
         };
+        // Both are uuid columns: anything else would only fail later, in PostgREST.
+        let uuid = |name: &str| -> Result<String, EdgeError> {
+            let id = text(name)?;
+            if is_uuid(&id) {
+                Ok(id.to_ascii_lowercase())
+            } else {
+                Err(EdgeError::invalid_field(name, "expected a UUID"))
+            }
+        };
         Ok(Self {
             message_id,
-            session_id: text("session_id")?,
-            user_id: text("user_id")?,
+            session_id: uuid("session_id")?,
+            user_id: uuid("user_id")?,
             role: text("role")?,
             content,
         })

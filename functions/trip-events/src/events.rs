@@ -3,7 +3,7 @@
 //! A missing or malformed field is a 400 naming it.
 
 use serde_json::{Map, Value};
-use shared::EdgeError;
+use shared::{is_uuid, EdgeError};
 
 use crate::calendar::{CalendarItem, CalendarTrip};
 
@@ -243,16 +243,6 @@ fn prefix_field(error: EdgeError, prefix: &str) -> EdgeError {
         },
         other => other,
     }
-}
-
-/// `8-4-4-4-12` hexadecimal digits.
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
