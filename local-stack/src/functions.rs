@@ -1,5 +1,6 @@
 //! The edge functions of `supabase/config.toml`, each running its real Deno shim in its own
-//! process on a loopback port, as `supabase functions serve` runs them in workers.
+//! process on a loopback port, as `supabase functions serve` runs them in workers. A process that
+//! dies is started again on the same port, as the edge runtime starts a new worker.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -12,6 +13,13 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// How long a restarted function waits before its first restart, and at most after quick deaths.
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(250);
+const LONGEST_RESTART_DELAY: Duration = Duration::from_secs(8);
+/// A process that ran this long is restarted after the first delay again, not a longer one.
+const STABLE_RUN: Duration = Duration::from_secs(10);
 
 /// What `supabase/config.toml` says about one function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,11 +75,14 @@ pub fn read_specs(supabase_dir: &Path) -> Result<Vec<FunctionSpec>, String> {
         .collect())
 }
 
-/// A function's Deno process.
+/// A function's Deno process, and what it takes to start it again.
 pub struct RunningFunction {
     pub name: String,
     pub port: u16,
     pub verify_jwt: bool,
+    deno: PathBuf,
+    spec: FunctionSpec,
+    env: BTreeMap<String, String>,
     child: Child,
 }
 
@@ -83,34 +94,21 @@ impl RunningFunction {
         env: &BTreeMap<String, String>,
     ) -> io::Result<Self> {
         let port = free_port()?;
-        let directory = spec.entrypoint.parent().unwrap_or(Path::new("."));
-        let mut command = Command::new(deno);
-        command
-            .arg("run")
-            .arg("--quiet")
-            .arg("--no-prompt")
-            .arg("--allow-net")
-            .arg("--allow-env")
-            .arg(format!("--allow-read={}", directory.display()))
-            .arg(&spec.entrypoint)
-            .env_clear()
-            .envs(inherited_basics())
-            .envs(env)
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        stop_with_parent(&mut command);
-        let mut child = command.spawn()?;
-        prefix_output(&spec.name, child.stdout.take());
-        prefix_output(&spec.name, child.stderr.take());
+        let child = spawn(deno, spec, env, port)?;
         Ok(Self {
             name: spec.name.clone(),
             port,
             verify_jwt: spec.verify_jwt,
+            deno: deno.to_owned(),
+            spec: spec.clone(),
+            env: env.clone(),
             child,
         })
+    }
+
+    /// The process id of the current Deno process (none once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Waits until the function accepts connections, failing if its process ends first.
@@ -144,6 +142,91 @@ impl RunningFunction {
         }
         let _ = self.child.kill().await;
     }
+
+    /// Keeps the function running until `shutdown` changes (or its sender is dropped), then
+    /// stops it. A process that exits in the meantime is started again on the same port, so the
+    /// gateway's route stays valid; quick successive deaths wait longer each time.
+    pub async fn supervise(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut delay = FIRST_RESTART_DELAY;
+        let mut started = Instant::now();
+        loop {
+            let status = tokio::select! {
+                status = self.child.wait() => status,
+                _ = shutdown.changed() => {
+                    self.stop().await;
+                    return;
+                }
+            };
+            if shutdown.has_changed().unwrap_or(true) {
+                return;
+            }
+            let reason = match status {
+                Ok(status) => status.to_string(),
+                Err(error) => error.to_string(),
+            };
+            if started.elapsed() >= STABLE_RUN {
+                delay = FIRST_RESTART_DELAY;
+            }
+            println!("[{}] exited ({reason}); restarting in {delay:?}", self.name);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return,
+                }
+                delay = (delay * 2).min(LONGEST_RESTART_DELAY);
+                match spawn(&self.deno, &self.spec, &self.env, self.port) {
+                    Ok(child) => {
+                        self.child = child;
+                        break;
+                    }
+                    Err(error) => eprintln!(
+                        "[{}] cannot restart: {error}; trying again in {delay:?}",
+                        self.name
+                    ),
+                }
+            }
+            started = Instant::now();
+            let pid = self
+                .pid()
+                .map_or_else(|| "?".to_owned(), |pid| pid.to_string());
+            println!(
+                "[{}] restarted, pid {pid} on 127.0.0.1:{}",
+                self.name, self.port
+            );
+        }
+    }
+}
+
+/// Starts the shim of `spec` with `env` (and nothing else of ours) on `port`.
+fn spawn(
+    deno: &Path,
+    spec: &FunctionSpec,
+    env: &BTreeMap<String, String>,
+    port: u16,
+) -> io::Result<Child> {
+    let directory = spec.entrypoint.parent().unwrap_or(Path::new("."));
+    let mut command = Command::new(deno);
+    command
+        .arg("run")
+        .arg("--quiet")
+        .arg("--no-prompt")
+        .arg("--allow-net")
+        .arg("--allow-env")
+        .arg(format!("--allow-read={}", directory.display()))
+        .arg(&spec.entrypoint)
+        .env_clear()
+        .envs(inherited_basics())
+        .envs(env)
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    stop_with_parent(&mut command);
+    let mut child = command.spawn()?;
+    prefix_output(&spec.name, child.stdout.take());
+    prefix_output(&spec.name, child.stderr.take());
+    Ok(child)
 }
 
 /// What Deno itself needs from our environment (its cache lives under HOME).

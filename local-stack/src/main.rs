@@ -1,6 +1,7 @@
 //! `local-stack`: runs TripSage Edge on one machine without Docker, on the Supabase CLI's ports.
-//! For now: the API gateway with both edge functions behind `/functions/v1/<name>`, and with
-//! `--db-url` the pg_net delivery worker for that database.
+//! For now: the API gateway with both edge functions behind `/functions/v1/<name>` (restarted
+//! when their process dies), and with `--db-url` `/rest/v1` and the pg_net delivery worker for
+//! that database.
 
 mod functions;
 mod gateway;
@@ -17,6 +18,7 @@ use local_stack::rest::{ApiSettings, RestApi};
 use local_stack::standins::StandIns;
 use local_stack::{keys, pg_net_worker};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 
 const USAGE: &str = "\
 usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH] [--db-url URL]
@@ -158,14 +160,28 @@ async fn run(options: Options) -> Result<(), String> {
         &running,
     );
 
+    // Each function is restarted on its port when its process dies, until the stack stops.
+    let (stopping, shutdown) = watch::channel(false);
+    let supervisors: Vec<_> = running
+        .into_iter()
+        .map(|function| tokio::spawn(function.supervise(shutdown.clone())))
+        .collect();
+
+    // The supervisors hear of the stop as soon as it is asked for (Ctrl-C also reaches the
+    // functions directly, and those must not be restarted), or when the server ends otherwise.
     let server = axum::serve(listener, Gateway::new(upstreams).router(rest))
-        .with_graceful_shutdown(shutdown_signal());
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        });
     let served = server.await.map_err(|error| error.to_string());
     println!("Stopping the local stack…");
     if let Some(worker) = worker {
         worker.abort();
     }
-    stop_all(running).await;
+    for supervisor in supervisors {
+        let _ = supervisor.await;
+    }
     served
 }
 
@@ -271,8 +287,11 @@ fn print_status(
     println!("service_role key: {}", keys::role_key("service_role"));
     println!("  webhook secret: {}\n", keys::WEBHOOK_SECRET);
     for function in running {
+        let pid = function
+            .pid()
+            .map_or_else(|| "?".to_owned(), |pid| pid.to_string());
         println!(
-            "  {:<14} {api_url}/functions/v1/{}  (Deno on 127.0.0.1:{})",
+            "  {:<14} {api_url}/functions/v1/{}  (Deno on 127.0.0.1:{}) pid {pid}",
             function.name, function.name, function.port
         );
     }

@@ -135,8 +135,9 @@ fn build_request(request: &QueuedRequest) -> Result<Request<Body>, String> {
         .map_err(|e| format!("invalid request: {e}"))
 }
 
-/// Runs the worker until the database connection ends: wakes on each committed request (or every
-/// `SWEEP_EVERY`), takes what is queued and sends up to `parallelism` requests at a time.
+/// Runs the worker until the database connection ends: takes what is already queued at once, then
+/// wakes on each committed request (or every `SWEEP_EVERY`, or when a slot frees up while a
+/// backlog is waiting) and sends up to `parallelism` requests at a time.
 pub async fn run(database_url: &str, parallelism: usize) -> Result<(), String> {
     let url = format!(
         "{database_url}{}application_name=pg_net%20worker",
@@ -144,7 +145,7 @@ pub async fn run(database_url: &str, parallelism: usize) -> Result<(), String> {
     );
     let (db, mut connection) = tokio_postgres::connect(&url, NoTls)
         .await
-        .map_err(|e| format!("pg_net worker cannot connect: {e}"))?;
+        .map_err(|e| format!("pg_net worker cannot connect: {}", describe(&e)))?;
     let wake = Arc::new(Notify::new());
     let on_notification = wake.clone();
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -153,14 +154,14 @@ pub async fn run(database_url: &str, parallelism: usize) -> Result<(), String> {
             match message {
                 Ok(AsyncMessage::Notification(_)) => on_notification.notify_one(),
                 Ok(_) => {}
-                Err(error) => return Err(error.to_string()),
+                Err(error) => return Err(describe(&error)),
             }
         }
         Ok(())
     });
     db.batch_execute(&format!("listen {CHANNEL}"))
         .await
-        .map_err(|e| format!("pg_net worker cannot listen: {e}"))?;
+        .map_err(|e| format!("pg_net worker cannot listen: {}", describe(&e)))?;
 
     let db = Arc::new(db);
     let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build_http();
@@ -175,13 +176,19 @@ pub async fn run(database_url: &str, parallelism: usize) -> Result<(), String> {
         }
         let free = slots.available_permits();
         if free > 0 {
-            for request in take_queued(&db, free).await? {
+            let requests = take_queued(&db, free).await?;
+            // A full batch may have left requests behind (a burst, or what was queued while the
+            // worker was disconnected): each of its deliveries wakes the loop when done, so the
+            // rest go out as slots free up rather than one batch per sweep.
+            let backlog = requests.len() == free;
+            for request in requests {
                 let permit = slots
                     .clone()
                     .acquire_owned()
                     .await
                     .map_err(|e| e.to_string())?;
                 let (db, client) = (db.clone(), client.clone());
+                let wake = backlog.then(|| wake.clone());
                 tokio::spawn(async move {
                     let response = send(&client, &request).await;
                     if let Err(error) = record(&db, request.id, &response).await {
@@ -191,6 +198,9 @@ pub async fn run(database_url: &str, parallelism: usize) -> Result<(), String> {
                         );
                     }
                     drop(permit);
+                    if let Some(wake) = wake {
+                        wake.notify_one();
+                    }
                 });
             }
         }
@@ -213,7 +223,7 @@ async fn take_queued(
             &[&limit],
         )
         .await
-        .map_err(|e| format!("pg_net worker cannot read the queue: {e}"))?;
+        .map_err(|e| format!("pg_net worker cannot read the queue: {}", describe(&e)))?;
     let mut requests: Vec<QueuedRequest> = rows
         .iter()
         .map(|row| QueuedRequest {
@@ -249,5 +259,18 @@ async fn record(
     )
     .await
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| describe(&e))
+}
+
+/// The error with its causes: tokio-postgres' own message leaves out the server's ("db error",
+/// "error connecting to server").
+fn describe(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -1,6 +1,7 @@
 //! The pg_net worker against the test database (TRIPSAGE_TEST_DB_URL, set by ./scripts/test):
 //! committed requests are sent and their outcomes recorded in net._http_response as pg_net
-//! records them; rolled-back requests are never sent; the timeout is honoured.
+//! records them; rolled-back requests are never sent; the timeout is honoured; a backlog queued
+//! while no worker was connected goes out in full when one connects.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -220,5 +221,26 @@ async fn committed_requests_are_sent_and_recorded_as_pg_net_records_them() {
     );
 
     assert!(!worker.is_finished(), "the worker keeps running");
+    worker.abort();
+    let _ = worker.await;
+
+    // A backlog queued while no worker is connected (the database restarted, the stack was down)
+    // is sent in full once one connects, slot after slot, not one batch per one-second sweep
+    // (which would take 30 s here, longer than wait_for_responses allows).
+    let mut backlog = Vec::new();
+    for _ in 0..60 {
+        backlog.push(id(db.query_one(&queue("/ok", 5000), &[]).await.unwrap()));
+    }
+    let worker = tokio::spawn(async move { pg_net_worker::run(&url, 2).await });
+    wait_for_responses(&db, &backlog).await;
+    let answered: i64 = db
+        .query_one(
+            "select count(*) from net._http_response where id = any($1) and status_code = 200",
+            &[&backlog],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(answered, 60, "every request of the backlog is answered 200");
     worker.abort();
 }
