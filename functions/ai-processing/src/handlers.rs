@@ -87,7 +87,16 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
     let mut progress = Progress::default();
     let mut failure = None;
     let mut out_of_time = false;
-    while clock::now_ms() < deadline {
+    // A round (claim, embed, store) is only begun when the longest one so far would still end
+    // within the budget: the store at its end cannot be cut short without wasting the vectors,
+    // and an answer after the webhook's timeout would have the delivery retried for nothing.
+    let mut longest_round_ms: f64 = 0.0;
+    loop {
+        let round_started = clock::now_ms();
+        if round_started + longest_round_ms >= deadline {
+            out_of_time = true;
+            break;
+        }
         let (lease, claimed) = claim(&rest, ids.as_deref()).await?;
         let Some(lease) = lease else { break };
         let memories: Vec<PendingMemory> = claimed.iter().map(|c| c.memory.clone()).collect();
@@ -127,6 +136,7 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
             release(&rest, &lease).await?;
             break;
         }
+        longest_round_ms = longest_round_ms.max(clock::now_ms() - round_started);
     }
     let remaining = count_pending(&rest, ids.as_deref()).await?;
     // Out of time with work left: a new delivery carries on rather than waiting for the sweep.
