@@ -6,8 +6,8 @@ initSync({
   module: await Deno.readFile(new URL("./wasm/ai_processing_bg.wasm", import.meta.url)),
 });
 
+// A worker's environment is fixed for its life (new secrets start new workers): read it once.
+const env = Deno.env.toObject();
+
 // The edge runtime chooses the port itself; PORT serves the local stack and the tests.
-Deno.serve(
-  { port: Number(Deno.env.get("PORT") ?? 8000) },
-  (request) => handle(request, Deno.env.toObject()),
-);
+Deno.serve({ port: Number(env.PORT ?? 8000) }, (request) => handle(request, env));
