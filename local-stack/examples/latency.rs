@@ -12,16 +12,16 @@
 //! database and runs this; by hand, with the stack and the wasm built:
 //! `cargo run -p local-stack --example latency -- MODE DB_URL [N]`.
 //! Commit times are taken when the autocommitted statement returns, just after the commit.
+//! The last line printed is the same figures as JSON, for `scripts/bench`.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+mod stack;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use serde_json::json;
+use stack::{create_trip, create_user, percentile, Failure, Stack};
 use tokio_postgres::{Client, NoTls};
-
-type Failure = Box<dyn std::error::Error>;
 
 const USAGE: &str = "usage: latency delivery|notification DB_URL [N]";
 const SINK: &str = r#"Deno.serve({ port: Number(Deno.env.get("PORT")) }, (request) => {
@@ -37,51 +37,6 @@ fn now_ms() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     since.as_secs_f64() * 1000.0
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// The main command's server on a free port, stopped with SIGTERM so its functions stop too.
-struct Stack {
-    child: Child,
-    port: u16,
-}
-
-impl Stack {
-    async fn start(project: &Path, db_url: &str, extra: &[&str]) -> Result<Self, Failure> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let root = std::env::current_dir()?;
-        let mut child = Command::new(root.join("target/debug/local-stack"))
-            .args(["--port", &port.to_string(), "--db-url", db_url, "--project"])
-            .arg(project)
-            .arg("--deno")
-            .arg(root.join("node_modules/.bin/deno"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        while let Some(line) = lines.next_line().await? {
-            if line.contains("Press Ctrl-C") {
-                break;
-            }
-        }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, port })
-    }
-
-    async fn stop(mut self) -> Result<(), Failure> {
-        if let Some(pid) = self.child.id() {
-            Command::new("kill").arg(pid.to_string()).status().await?;
-        }
-        self.child.wait().await?;
-        Ok(())
-    }
 }
 
 #[tokio::main]
@@ -104,14 +59,19 @@ async fn main() -> Result<(), Failure> {
         _ => return Err(USAGE.into()),
     };
     latencies.sort_by(f64::total_cmp);
+    let events = latencies.len();
+    let p50 = percentile(&latencies, 50.0);
+    let p90 = percentile(&latencies, 90.0);
+    let p99 = percentile(&latencies, 99.0);
+    let max = latencies[events - 1];
     println!(
-        "{what}, {} events one at a time: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        latencies.len(),
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 90.0),
-        percentile(&latencies, 99.0),
-        latencies[latencies.len() - 1],
+        "{what}, {events} events one at a time: p50 {p50:.1} ms, p90 {p90:.1} ms, \
+         p99 {p99:.1} ms, max {max:.1} ms"
     );
+    let figures = json!({
+        "events": events, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
+    });
+    println!("{figures}");
     Ok(())
 }
 
@@ -125,7 +85,7 @@ async fn delivery(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64>, F
     std::fs::write(project.join("supabase/functions/sink/index.ts"), SINK)?;
     let stack = Stack::start(&project, db_url, &[]).await?;
     let name = format!("latency_{}", std::process::id());
-    let url = format!("http://127.0.0.1:{}/functions/v1/sink", stack.port);
+    let url = stack.function_url("sink");
     db.execute(
         "insert into webhook_configs (name, url, secret, events, is_active)
          values ($1, $2, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', array['test.webhook'], true)",
@@ -176,29 +136,11 @@ async fn delivery(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64>, F
 async fn notification(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64>, Failure> {
     let root: PathBuf = std::env::current_dir()?;
     let stack = Stack::start(&root, db_url, &[]).await?;
-    // The seed points trip_events at the default port.
-    db.execute(
-        "update webhook_configs set url = $1 where name = 'trip_events'",
-        &[&format!(
-            "http://127.0.0.1:{}/functions/v1/trip-events",
-            stack.port
-        )],
-    )
-    .await?;
-    let new_user = "insert into auth.users (id, email, role, aud)
-                    values (gen_random_uuid(), gen_random_uuid() || '@example.com',
-                            'authenticated', 'authenticated')
-                    returning id::text";
-    let owner: String = db.query_one(new_user, &[]).await?.get(0);
-    let trip: i64 = db
-        .query_one(
-            "insert into trips (user_id, name, destination, start_date, end_date)
-             values ($1::text::uuid, 'Latency', 'Lisbon', '2027-06-01', '2027-06-07')
-             returning id",
-            &[&owner],
-        )
-        .await?
-        .get(0);
+    stack
+        .point_webhook(db, "trip_events", "trip-events")
+        .await?;
+    let owner = create_user(db).await?;
+    let trip = create_trip(db, &owner, "Latency").await?;
     let (poller, connection) = tokio_postgres::connect(db_url, NoTls).await?;
     tokio::spawn(connection);
     let visible = poller
@@ -207,7 +149,7 @@ async fn notification(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64
 
     let mut latencies = Vec::with_capacity(count);
     for index in 0..count + WARM_UP {
-        let friend: String = db.query_one(new_user, &[]).await?.get(0);
+        let friend = create_user(db).await?;
         db.execute(
             "insert into trip_collaborators (trip_id, user_id, added_by)
              values ($1, $2::text::uuid, $3::text::uuid)",

@@ -1,0 +1,175 @@
+// The table of scripts/bench: reads the figures each part wrote (DIR/b1.json … DIR/b6.json),
+// prints one markdown table with every figure, and writes it to DIR/results.md. A part without
+// figures, or whose figures fail their check (B1: every trip-events answer a 401, no errors; B6:
+// nothing lost or duplicated), shows as FAILED and makes this exit with 1.
+// Usage: deno run --allow-read --allow-write=DIR report.ts DIR "MACHINE"
+// deno-lint-ignore-file no-explicit-any
+const [dir, machine] = Deno.args;
+const rows: [string, string, string][] = [];
+let failures = 0;
+
+function figures(part: string): any | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(`${dir}/${part}.json`));
+  } catch {
+    return undefined;
+  }
+}
+
+function fail(part: string, measure: string, why: string) {
+  failures++;
+  rows.push([part, measure, `**FAILED**: ${why} (see ${dir}/${part.toLowerCase()}.log)`]);
+}
+
+const number = (value: number, digits = 0) =>
+  value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ms = (value: number) => `${number(value, value < 10 ? 2 : 1)} ms`;
+const us = (value: number) => `${number(value, value < 100 ? 1 : 0)} µs`;
+const kb = (bytes: number) => `${number(bytes / 1024, 1)} KiB`;
+
+const b1 = figures("b1");
+const b1Measure = "requests/s, wrk 1 thread × 32 connections × 10 s, same POST";
+if (!b1) {
+  fail("B1", b1Measure, "no figures");
+} else {
+  const { trip_events: fn, hello } = b1;
+  rows.push([
+    "B1",
+    "trip-events (real shim + wasm) answering a bad signature, requests/s",
+    `${number(fn.rps)} (${number(fn.requests)} requests, ${number(fn.non_2xx)} non-2xx)`,
+  ]);
+  rows.push([
+    "B1",
+    "bare `Deno.serve` hello-world, requests/s",
+    `${number(hello.rps)} (${number(hello.requests)} requests)`,
+  ]);
+  rows.push(["B1", "ratio trip-events ÷ hello-world", number(fn.rps / hello.rps, 2)]);
+  if (!fn.requests || fn.non_2xx !== fn.requests || fn.socket_errors) {
+    fail("B1", b1Measure, "not every trip-events answer was a 401, or sockets failed");
+  }
+  if (!hello.requests || hello.non_2xx || hello.socket_errors) {
+    fail("B1", b1Measure, "the hello-world did not answer every request with 200");
+  }
+}
+
+const b2 = figures("b2");
+const sizes = [["1024", "1 KB"], ["16384", "16 KB"], ["262144", "256 KB"]];
+const perSize = (values: Record<string, number>) =>
+  sizes.map(([size, label]) => `${label}: ${us(values[size])}`).join(" · ");
+if (!b2) {
+  fail("B2", "signature verification, µs/call", "no figures");
+} else {
+  rows.push(["B2", "verification µs/call: our Rust in wasm, from Deno", perSize(b2.deno.wasm)]);
+  rows.push([
+    "B2",
+    "verification µs/call: WebCrypto HMAC-SHA256 in Deno",
+    perSize(b2.deno.webcrypto),
+  ]);
+  rows.push(["B2", "verification µs/call: our Rust, native", perSize(b2.native)]);
+}
+
+const b3 = figures("b3");
+if (!b3) {
+  fail("B3", "cold start", "no figures");
+} else {
+  const start = b3.timings.start_ms;
+  rows.push([
+    "B3",
+    "spawn → first `GET /health` 200, median of 5",
+    Object.entries(start).map(([name, value]) => `${name}: ${ms(value as number)}`).join(" · "),
+  ]);
+  rows.push([
+    "B3",
+    "wasm compile + instantiate (`initSync`), median of 5",
+    Object.entries(b3.timings.instantiate_ms)
+      .map(([name, value]) => `${name}: ${ms(value as number)}`).join(" · "),
+  ]);
+  rows.push([
+    "B3",
+    "`.wasm` size, raw / gzip -9",
+    Object.entries(b3.sizes)
+      .map(([name, [raw, gzip]]: [string, any]) => `${name}: ${kb(raw)} / ${kb(gzip)}`)
+      .join(" · "),
+  ]);
+}
+
+const b4 = figures("b4");
+const b4Measure = "commit of a collaborator insert → notification visible";
+if (!b4) {
+  fail("B4", b4Measure, "no figures");
+} else {
+  rows.push([
+    "B4",
+    `${b4Measure}, ${number(b4.events)} inserts one at a time`,
+    `p50 ${ms(b4.p50_ms)} · p99 ${ms(b4.p99_ms)} (p90 ${ms(b4.p90_ms)}, max ${ms(b4.max_ms)})`,
+  ]);
+}
+
+const b5 = figures("b5");
+if (!b5) {
+  fail("B5", "embeddings", "no figures");
+} else {
+  const minimumCalls = Math.ceil(b5.memories / b5.max_inputs);
+  const minimumS = minimumCalls * b5.provider_latency_ms / 1000;
+  const of = `${number(b5.memories)} memories, provider ${b5.provider_latency_ms} ms/call`;
+  rows.push([
+    "B5",
+    `embeddings wall time, commit → last vector stored (${of})`,
+    `${number(b5.wall_s, 1)} s`,
+  ]);
+  rows.push([
+    "B5",
+    "provider calls; ÷ one call per memory (deliveries retried)",
+    `${number(b5.calls)}; ${number(b5.calls / b5.memories, 4)} (${b5.retries} retried)`,
+  ]);
+  rows.push([
+    "B5",
+    `wall time ÷ provider-bound minimum (ceil(${b5.memories} / ${b5.max_inputs} inputs per call) ` +
+    `= ${minimumCalls} calls × ${b5.provider_latency_ms} ms, one after another = ${minimumS} s)`,
+    `${number(b5.wall_s / minimumS, 1)}×`,
+  ]);
+  rows.push([
+    "B5",
+    `the database alone: the same vectors inserted in SQL, ${b5.store_chunk} per statement, ` +
+    "into an empty table with the same HNSW index; wall time ÷ that",
+    `${number(b5.store_floor_s, 1)} s; ${number(b5.wall_s / b5.store_floor_s, 1)}×`,
+  ]);
+}
+
+const b6 = figures("b6");
+const b6Measure = "collaborators added in one transaction";
+if (!b6) {
+  fail("B6", b6Measure, "no figures");
+} else {
+  rows.push([
+    "B6",
+    `${number(b6.collaborators)} ${b6Measure}: notified, e-mailed, lost, duplicates`,
+    `${number(b6.notified)} notified · ${number(b6.emailed)} e-mailed · lost ${b6.lost} · ` +
+    `duplicates ${b6.duplicates} (${b6.retries} retries, ${b6.dead} dead)`,
+  ]);
+  const seconds = (value: number | null) => value === null ? "never" : `${number(value, 2)} s`;
+  rows.push([
+    "B6",
+    "commit → all notifications visible; → drained (all `webhook_logs` succeeded)",
+    `${seconds(b6.notified_s)}; ${seconds(b6.drained_s)}`,
+  ]);
+  if (b6.lost || b6.duplicates || b6.dead || b6.drained_s === null) {
+    fail("B6", b6Measure, "lost, duplicated or undelivered webhooks");
+  }
+}
+
+const widths = [0, 1, 2].map((i) =>
+  Math.max(...[["#", "Measure", "Result"], ...rows].map((r) => r[i].length))
+);
+const line = (cells: string[]) =>
+  `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
+const table = [
+  line(["#", "Measure", "Result"]),
+  line(widths.map((width) => "-".repeat(width))),
+  ...rows.map(line),
+].join("\n");
+const header = `scripts/bench, ${new Date().toISOString().slice(0, 16)}Z, ${machine}`;
+const markdown = `${header}\n\n${table}\n`;
+console.log(markdown);
+Deno.writeTextFileSync(`${dir}/results.md`, markdown);
+if (failures) Deno.exit(1);
