@@ -207,7 +207,8 @@ async function delivery(url: string, key: string, webhook: string): Promise<Chec
   const deadline = Date.now() + DELIVERY_WAIT_MS;
   let last = first;
   while (Date.now() < deadline) {
-    [last = last] = await logs(url, key, `webhook_id=eq.${encodeURIComponent(first.webhook_id)}`);
+    const attempts = await logs(url, key, `webhook_id=eq.${encodeURIComponent(first.webhook_id)}`);
+    last = attempts[0] ?? last;
     if (last.status === "succeeded") {
       return { name, ok: true, detail: `${WEBHOOKS[webhook]} answered ${last.response_status}` };
     }
