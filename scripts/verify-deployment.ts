@@ -40,16 +40,20 @@ function environment() {
     );
     Deno.exit(2);
   }
+  const secret = Deno.env.get("WEBHOOK_SECRET")!.trim().split(/\s+/)[0];
+  if (!secret.startsWith("whsec_")) {
+    console.error("verify-deployment: WEBHOOK_SECRET must be whsec_<base64> secrets");
+    Deno.exit(2);
+  }
   return {
     url: Deno.env.get("SUPABASE_URL")!.trim().replace(/\/+$/, ""),
     serviceKey: Deno.env.get("SUPABASE_SERVICE_ROLE_KEY")!.trim(),
-    secret: Deno.env.get("WEBHOOK_SECRET")!.trim().split(/\s+/)[0],
+    secret,
   };
 }
 
 /** Standard Webhooks v1: base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under the decoded secret. */
 async function sign(secret: string, id: string, timestamp: number, body: string) {
-  if (!secret.startsWith("whsec_")) throw new Error("WEBHOOK_SECRET is not a whsec_ secret");
   const raw = Uint8Array.from(atob(secret.slice("whsec_".length)), (c) => c.charCodeAt(0));
   const key = await crypto.subtle.importKey(
     "raw",

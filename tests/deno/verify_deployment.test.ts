@@ -114,7 +114,7 @@ Deno.test("verify-deployment: a wrong secret, missing settings and a missing web
   }
 });
 
-Deno.test("verify-deployment: nothing listening fails every check; missing variables are named", async () => {
+Deno.test("verify-deployment: nothing listening fails every check; missing or malformed variables are named", async () => {
   const nothing = await verify({
     SUPABASE_URL: `http://127.0.0.1:${freePort()}`,
     SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
@@ -130,4 +130,13 @@ Deno.test("verify-deployment: nothing listening fails every check; missing varia
   const unset = await verify({ SUPABASE_URL: "https://example.supabase.co" });
   assert.equal(unset.code, 2);
   assert.match(unset.err, /set SUPABASE_SERVICE_ROLE_KEY, WEBHOOK_SECRET/);
+
+  const malformed = await verify({
+    SUPABASE_URL: "https://example.supabase.co",
+    SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
+    WEBHOOK_SECRET: "not-a-webhook-secret",
+  });
+  assert.equal(malformed.code, 2);
+  assert.match(malformed.err, /WEBHOOK_SECRET must be whsec_/);
+  assert.ok(!malformed.err.includes("not-a-webhook-secret"), "the value is not printed");
 });
