@@ -4,9 +4,17 @@
 // ai-processing events and pointing at its stack, so retries of other tests' deliveries (which
 // follow the seeded webhooks) never reach it.
 import assert from "node:assert/strict";
-import { createUser, DB_URL, jsonOf, signedPost, sql, startStack, waitFor } from "./support.ts";
+import {
+  createUser,
+  DB_URL,
+  jsonOf,
+  LOCAL_WEBHOOK_SECRET,
+  signedPost,
+  sql,
+  startStack,
+  waitFor,
+} from "./support.ts";
 
-const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
 const EMBEDDINGS = "/openai/v1/embeddings";
 
 async function providerCalls(standIns: string): Promise<number> {

@@ -3,10 +3,17 @@
 // stand-ins). Each gets the documented 4xx with an error body, never a 5xx, and the functions
 // stay up: nothing panics and nothing is written.
 import assert from "node:assert/strict";
-import { DB_URL, jsonOf, SECRET, signedPost, sql, standardHeaders, startStack } from "./support.ts";
+import {
+  DB_URL,
+  jsonOf,
+  LOCAL_WEBHOOK_SECRET,
+  SECRET,
+  signedPost,
+  sql,
+  standardHeaders,
+  startStack,
+} from "./support.ts";
 
-/** The secret the local stack gives the functions. */
-const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
 const ADA = "0b9a7c1e-5d7b-4f4e-9a51-0d1c2b3a4f50";
 
 interface Case {

@@ -9,13 +9,12 @@ import {
   jsonOf,
   ROOT,
   type Server,
+  SERVICE_ROLE_KEY,
   sql,
+  sqlAt,
   startStack,
   waitFor,
 } from "./support.ts";
-
-const SERVICE_ROLE_KEY =
-  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
 
 /** A trip with `count` new collaborators, inserted in one transaction after `prelude`. */
 async function tripWithCollaborators(count: number, run = sql, prelude = "") {
@@ -261,14 +260,7 @@ function throwawayDatabase(dataDir: string, port: number) {
     }
   };
   const url = `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
-  const run = async (query: string) => {
-    const { code, stdout, stderr } = await new Deno.Command("psql", {
-      args: [url, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", query],
-    }).output();
-    const text = new TextDecoder();
-    if (code !== 0) throw new Error(`psql failed: ${text.decode(stderr)}`);
-    return text.decode(stdout).trim();
-  };
+  const run = (query: string) => sqlAt(url, query);
   return { url, start: () => db("start"), stop: () => db("stop"), run };
 }
 

@@ -166,14 +166,19 @@ export async function jsonOf(response: Response): Promise<[number, Record<string
 export const DB_URL = Deno.env.get("TRIPSAGE_TEST_DB_URL");
 
 /** Runs one SQL statement as the database owner and returns its unaligned output. */
-export async function sql(query: string): Promise<string> {
+export function sql(query: string): Promise<string> {
   if (!DB_URL) {
     throw new Error(
       "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test (or scripts/db start and set it to $(scripts/db url))",
     );
   }
+  return sqlAt(DB_URL, query);
+}
+
+/** Runs one SQL statement on the database at `url`; its unaligned output. */
+export async function sqlAt(url: string, query: string): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command("psql", {
-    args: [DB_URL, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", query],
+    args: [url, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", query],
   }).output();
   const text = new TextDecoder();
   if (code !== 0) throw new Error(`psql failed: ${text.decode(stderr)}`);
@@ -196,6 +201,10 @@ export async function waitFor(query: string, expected: string, seconds: number):
 export const JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
 export const ANON_KEY =
   "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+export const SERVICE_ROLE_KEY =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
+/** The webhook secret the local stack gives the functions (local-stack/src/keys.rs, seed.sql). */
+export const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
 
 /** An HS256 JWT signed with the local secret, made with WebCrypto (not our Rust code). */
 export async function signJwt(claims: Record<string, unknown>): Promise<string> {

@@ -9,14 +9,12 @@ import {
   createUser,
   DB_URL,
   jsonOf,
+  LOCAL_WEBHOOK_SECRET,
   signedPost,
   sql,
   startStack,
   waitFor,
 } from "./support.ts";
-
-/** The secret the local stack gives the functions and seed.sql gives the webhooks. */
-const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
 
 function client(api: string, token: string): SupabaseClient {
   return createClient(api, ANON_KEY, {

@@ -2,12 +2,16 @@
 // each failure is reported by name (wrong webhook secret, nothing listening, missing settings),
 // and no secret is ever printed.
 import assert from "node:assert/strict";
-import { DB_URL, freePort, ROOT, SECRET, sql, startStack } from "./support.ts";
-
-const SERVICE_ROLE_KEY =
-  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
-/** The secret the local stack gives the functions. */
-const LOCAL_WEBHOOK_SECRET = "whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==";
+import {
+  DB_URL,
+  freePort,
+  LOCAL_WEBHOOK_SECRET,
+  ROOT,
+  SECRET,
+  SERVICE_ROLE_KEY,
+  sql,
+  startStack,
+} from "./support.ts";
 
 async function verify(env: Record<string, string>, ...args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(`${ROOT}scripts/verify-deployment`, {
