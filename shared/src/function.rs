@@ -8,11 +8,23 @@ use serde_json::{json, Map, Value};
 use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
 use crate::http::{Body, IncomingRequest, OutgoingResponse};
+use crate::signature::{HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 /// Every function answers this event with 200 and does nothing else (SQL `test_webhook`).
 pub const TEST_EVENT: &str = "test.webhook";
 pub const HEADER_EVENT: &str = "x-webhook-event";
 pub const HEADER_ATTEMPT: &str = "x-webhook-attempt";
+
+/// Every request header the contract reads; the wasm seam copies only these.
+pub const REQUEST_HEADERS: [&str; 7] = [
+    HEADER_ID,
+    HEADER_TIMESTAMP,
+    HEADER_SIGNATURE,
+    HEADER_LEGACY_SIGNATURE,
+    HEADER_EVENT,
+    HEADER_ATTEMPT,
+    "content-length",
+];
 
 const CORS_HEADERS: [(&str, &str); 3] = [
     ("access-control-allow-origin", "*"),

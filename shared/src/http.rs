@@ -22,9 +22,10 @@ impl Headers {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
+        // Stored names are lowercase, and so are the names the code asks for: compare bytes first.
         self.0
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .find(|(key, _)| key == name || key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
@@ -50,6 +51,12 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// The body exceeded [`MAX_BODY_BYTES`]; reading stopped there.
     TooLarge,
+}
+
+impl Body {
+    pub fn empty() -> Self {
+        Self::Bytes(Vec::new())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +99,20 @@ impl IncomingRequest {
             .get("content-length")
             .and_then(|length| length.trim().parse::<u64>().ok())
             .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    }
+}
+
+/// The path of an absolute URL as a `Request` carries it: `http://host:1/a/b?x#y` → `/a/b`.
+pub fn url_path(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
+    let from_path = after_scheme
+        .find(['/', '?', '#'])
+        .map_or("", |at| &after_scheme[at..]);
+    let path = &from_path[..from_path.find(['?', '#']).unwrap_or(from_path.len())];
+    if path.is_empty() {
+        "/"
+    } else {
+        path
     }
 }
 
@@ -138,6 +159,22 @@ mod tests {
         headers.set("webhook-id", "c");
         assert_eq!(headers.get("Webhook-Id"), Some("c"));
         assert_eq!(headers.iter().count(), 2);
+    }
+
+    #[test]
+    fn the_path_is_read_from_the_url() {
+        let path = |url| url_path(url);
+        assert_eq!(
+            path("http://127.0.0.1:54321/functions/v1/trip-events/sub?x=1"),
+            "/functions/v1/trip-events/sub"
+        );
+        assert_eq!(
+            path("https://x.supabase.co/trip-events/health#top"),
+            "/trip-events/health"
+        );
+        assert_eq!(path("http://localhost:8000"), "/");
+        assert_eq!(path("http://localhost:8000?q=/a"), "/");
+        assert_eq!(path("http://h/a%20b/"), "/a%20b/");
     }
 
     #[test]

@@ -28,10 +28,21 @@ const MAC_LEN: usize = 32;
 type HmacSha256 = Hmac<Sha256>;
 
 /// A symmetric signing key. Its `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct WebhookSecret {
     key: Vec<u8>,
+    /// HMAC keyed once: every MAC starts from a copy of this state instead of hashing the key's
+    /// pads again.
+    keyed: HmacSha256,
 }
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for WebhookSecret {}
 
 impl WebhookSecret {
     /// Parses `whsec_<base64>` (or bare base64, as the Standard Webhooks libraries also accept).
@@ -45,11 +56,14 @@ impl WebhookSecret {
         if key.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Self { key })
+        Ok(Self::from_key(key))
     }
 
     pub fn from_key(key: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into() }
+        let key = key.into();
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let keyed = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+        Self { key, keyed }
     }
 
     /// The `webhook-signature` entry for one message: `v1,<base64 HMAC-SHA256>`.
@@ -74,8 +88,7 @@ impl WebhookSecret {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         for part in parts {
             mac.update(part);
         }

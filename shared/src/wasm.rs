@@ -1,68 +1,225 @@
-//! The seam between JavaScript and Rust: converts the shim's `Request` and environment into plain
-//! Rust values, runs [`serve`], logs, and converts the result back into a `Response`. Nothing else
-//! touches JS types.
+//! The seam between JavaScript and Rust. A [`Worker`] is made once per edge-runtime worker from
+//! its environment (which is fixed for the worker's life); for every request it converts the
+//! shim's `Request` into plain Rust values, runs [`serve`], logs, and converts the result back into
+//! a `Response`. Nothing else touches JS types.
+//!
+//! Each crossing costs, so the request is read with one `get` per header the contract reads (not
+//! by iterating every header), a body of declared length with one `arrayBuffer()`, constant
+//! strings are interned, and the log line is written from a microtask: `console.log` called from
+//! a wasm frame costs several times what it costs from JavaScript.
 
-use js_sys::{Array, Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{ReadableStreamDefaultReader, Request, Response, ResponseInit, Url};
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use js_sys::{Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::{wasm_bindgen, Closure};
+use wasm_bindgen::{intern, JsCast, JsValue};
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{ReadableStreamDefaultReader, Response, ResponseInit};
+
+// What [`export_handler!`] expands to names these.
+pub use web_sys::Request;
 
 use crate::config::EdgeConfig;
-use crate::function::{serve, EdgeFunction, RequestContext};
-use crate::http::{Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
+use crate::function::{serve, EdgeFunction, RequestContext, REQUEST_HEADERS};
+use crate::http::{url_path, Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
 
-/// Handles one request for `function`; `env` is the shim's `Deno.env.toObject()`.
-pub async fn handle_request<F: EdgeFunction>(
-    function: &F,
-    request: Request,
-    env: JsValue,
-) -> Result<Response, JsValue> {
-    let started = js_sys::Date::now();
-    let incoming = read_request(&request).await?;
-    let config = EdgeConfig::from_env(|name| env_var(&env, name));
-    let context = RequestContext {
-        now: (started / 1000.0).floor() as i64,
-        request_id: new_request_id(),
-    };
-    let mut served = serve(function, incoming, &config, &context).await;
-    served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
-    web_sys::console::log_1(&served.log.to_json().into());
-    write_response(&served.response)
+/// One function configured for one worker.
+pub struct Worker<F> {
+    function: F,
+    config: EdgeConfig,
+    console: JsValue,
+    console_log: Function,
 }
 
-/// Converts a JS `Request`, reading at most [`MAX_BODY_BYTES`] of its body.
+impl<F: EdgeFunction + 'static> Worker<F> {
+    /// `env` is the shim's `Deno.env.toObject()`.
+    pub fn new(function: F, env: &JsValue) -> Self {
+        let config = EdgeConfig::from_env(|name| env_var(env, name));
+        let console = Reflect::get(&js_sys::global(), &"console".into()).unwrap_or_default();
+        let console_log = Reflect::get(&console, &"log".into())
+            .ok()
+            .and_then(|log| log.dyn_into().ok())
+            .unwrap_or_else(|| Function::new_no_args(""));
+        Self {
+            function,
+            config,
+            console,
+            console_log,
+        }
+    }
+
+    /// Answers a request whose body has been read: its `Response` when serving needs no I/O
+    /// (most requests: refusals, `/health`, `test.webhook`, replays answered from a receipt
+    /// need one call), else a promise of it.
+    fn answer(
+        self: &Rc<Self>,
+        incoming: IncomingRequest,
+        started: f64,
+    ) -> Result<JsValue, JsValue> {
+        let worker = Rc::clone(self);
+        let mut answering = Box::pin(async move { worker.serve(incoming, started).await });
+        let mut context = Context::from_waker(Waker::noop());
+        match answering.as_mut().poll(&mut context) {
+            Poll::Ready(response) => response.map(JsValue::from),
+            // Polled again from the task, which registers a real waker before anything can
+            // resolve.
+            Poll::Pending => {
+                Ok(future_to_promise(async move { answering.await.map(JsValue::from) }).into())
+            }
+        }
+    }
+
+    async fn serve(&self, incoming: IncomingRequest, started: f64) -> Result<Response, JsValue> {
+        let context = RequestContext {
+            now: (started / 1000.0).floor() as i64,
+            request_id: new_request_id(),
+        };
+        let mut served = serve(&self.function, incoming, &self.config, &context).await;
+        served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
+        let line = JsValue::from(served.log.to_json());
+        queue_microtask(self.console_log.bind1(&self.console, &line).unchecked_ref());
+        write_response(&served.response)
+    }
+}
+
+/// What the shim's `Handler` holds: the worker, and the callback that takes a request's body
+/// once `arrayBuffer()` has read it.
+pub struct Seam<F> {
+    worker: Rc<Worker<F>>,
+    /// Owned by JavaScript, so a read still pending when the `Handler` is dropped can finish.
+    on_body: Function,
+}
+
+impl<F: EdgeFunction + 'static> Seam<F> {
+    pub fn new(function: F, env: &JsValue) -> Self {
+        let worker = Rc::new(Worker::new(function, env));
+        let on_body = {
+            let worker = Rc::clone(&worker);
+            let on_body: Closure<dyn FnMut(Request, JsValue, JsValue) -> Result<JsValue, JsValue>> =
+                Closure::new(move |request: Request, started: JsValue, buffer: JsValue| {
+                    let started = started.as_f64().unwrap_or_else(js_sys::Date::now);
+                    let body = checked(Uint8Array::new(&buffer).to_vec());
+                    worker.answer(read_head(&request, body)?, started)
+                });
+            on_body.into_js_value().unchecked_into()
+        };
+        Self { worker, on_body }
+    }
+
+    /// Answers one request: its `Response`, or a promise of it.
+    pub fn handle(&self, request: Request) -> Result<JsValue, JsValue> {
+        let started = js_sys::Date::now();
+        if !request.method().eq_ignore_ascii_case("POST") {
+            return self
+                .worker
+                .answer(read_head(&request, Body::empty())?, started);
+        }
+        let length = request.headers().get(intern("content-length"))?;
+        match length.as_deref().map(declared_length) {
+            Some(Some(length)) if length <= MAX_BODY_BYTES as u64 => {
+                // Read whole, then served from the callback: no future is needed for the body.
+                let bound = self
+                    .on_body
+                    .bind2(&JsValue::NULL, &request, &started.into());
+                let read = request.array_buffer()?;
+                then(&read, bound.unchecked_ref())
+            }
+            Some(Some(_)) => self
+                .worker
+                .answer(read_head(&request, Body::TooLarge)?, started),
+            // No usable length: read chunk by chunk, stopping at the limit.
+            Some(None) | None => {
+                let worker = Rc::clone(&self.worker);
+                Ok(future_to_promise(async move {
+                    let incoming = read_request(&request).await?;
+                    worker.answer(incoming, started)
+                })
+                .into())
+            }
+        }
+    }
+}
+
+/// Exports `$function` (a unit struct implementing [`EdgeFunction`]) to JavaScript as the class
+/// `Handler`: `new Handler(Deno.env.toObject())` once per worker, then
+/// `handler.handle(request)` for every request.
+#[macro_export]
+macro_rules! export_handler {
+    ($function:ident) => {
+        /// The function as its Deno shim sees it: configured once from the worker's
+        /// environment, then called for every request.
+        #[::wasm_bindgen::prelude::wasm_bindgen]
+        pub struct Handler($crate::wasm::Seam<$function>);
+
+        #[::wasm_bindgen::prelude::wasm_bindgen]
+        impl Handler {
+            #[wasm_bindgen(constructor)]
+            pub fn new(env: ::wasm_bindgen::JsValue) -> Handler {
+                Handler($crate::wasm::Seam::new($function, &env))
+            }
+
+            /// The `Response` to `request`, or a promise of it.
+            pub fn handle(
+                &self,
+                request: $crate::wasm::Request,
+            ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
+                self.0.handle(request)
+            }
+        }
+    };
+}
+
+/// `Content-Length` as a number of bytes; `None` when it is not one.
+fn declared_length(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// Converts a JS `Request`: the headers the contract reads and, for a POST, at most
+/// [`MAX_BODY_BYTES`] of its body (read chunk by chunk).
 pub async fn read_request(request: &Request) -> Result<IncomingRequest, JsValue> {
-    let path = Url::new(&request.url())?.pathname();
-    let headers = read_headers(&request.headers())?;
-    let body = if IncomingRequest::declares_too_large_body(&headers) {
+    let incoming = read_head(request, Body::empty())?;
+    if incoming.method != "POST" {
+        return Ok(incoming);
+    }
+    let body = if IncomingRequest::declares_too_large_body(&incoming.headers) {
         Body::TooLarge
     } else {
-        read_body(request).await?
+        read_stream(request).await?
     };
+    Ok(IncomingRequest { body, ..incoming })
+}
+
+/// Method, path and the headers the contract reads, with `body`.
+fn read_head(request: &Request, body: Body) -> Result<IncomingRequest, JsValue> {
+    let js_headers = request.headers();
+    let mut headers = Headers::new();
+    for name in REQUEST_HEADERS {
+        if let Some(value) = js_headers.get(intern(name))? {
+            headers.append(name, value);
+        }
+    }
     Ok(IncomingRequest {
         method: request.method().to_ascii_uppercase(),
-        path,
+        path: url_path(&request.url()).to_owned(),
         headers,
         body,
     })
 }
 
-fn read_headers(js_headers: &web_sys::Headers) -> Result<Headers, JsValue> {
-    let mut headers = Headers::new();
-    let entries = js_sys::try_iter(js_headers)?
-        .ok_or_else(|| JsValue::from_str("Headers is not iterable"))?;
-    for entry in entries {
-        let pair: Array = entry?.unchecked_into();
-        let name = pair.get(0).as_string().unwrap_or_default();
-        let value = pair.get(1).as_string().unwrap_or_default();
-        headers.append(&name, value);
+fn checked(bytes: Vec<u8>) -> Body {
+    if bytes.len() > MAX_BODY_BYTES {
+        Body::TooLarge
+    } else {
+        Body::Bytes(bytes)
     }
-    Ok(headers)
 }
 
-async fn read_body(request: &Request) -> Result<Body, JsValue> {
+/// A body of unknown length, chunk by chunk, abandoned as soon as it passes the limit.
+async fn read_stream(request: &Request) -> Result<Body, JsValue> {
     let Some(stream) = request.body() else {
-        return Ok(Body::Bytes(Vec::new()));
+        return Ok(Body::empty());
     };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut bytes = Vec::new();
@@ -83,20 +240,43 @@ async fn read_body(request: &Request) -> Result<Body, JsValue> {
 
 /// Converts a plain response into a JS `Response`.
 pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in response.headers.iter() {
-        headers.append(name, value)?;
-    }
     let init = ResponseInit::new();
     init.set_status(response.status);
-    init.set_headers(&headers);
-    if response.body.is_empty() {
+    // Headers appended to the new response, not given in `init`: Deno converts an init's
+    // `Headers` as a sequence, which costs several times the appends.
+    let js_response = match std::str::from_utf8(&response.body) {
         // 204 and friends must not have a body at all, not even an empty one.
-        Response::new_with_opt_str_and_init(None, &init)
-    } else {
-        let body = Uint8Array::from(response.body.as_slice());
-        Response::new_with_opt_buffer_source_and_init(Some(&body), &init)
+        _ if response.body.is_empty() => Response::new_with_opt_str_and_init(None, &init),
+        // Bodies are JSON: as a string they cross cheaper than as bytes.
+        Ok(text) => Response::new_with_opt_str_and_init(Some(text), &init),
+        Err(_) => {
+            let bytes = Uint8Array::from(response.body.as_slice());
+            Response::new_with_opt_buffer_source_and_init(Some(&bytes), &init)
+        }
+    }?;
+    let headers = js_response.headers();
+    for (name, value) in response.headers.iter() {
+        // Every name and most values are the same on every response.
+        let value = if name == "x-request-id" {
+            value
+        } else {
+            intern(value)
+        };
+        headers.append(intern(name), value)?;
     }
+    Ok(js_response)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(callback: &Function);
+}
+
+/// `promise.then(on_fulfilled)` with a plain function (js-sys's `then` takes only closures).
+fn then(promise: &Promise, on_fulfilled: &Function) -> Result<JsValue, JsValue> {
+    let then: Function = Reflect::get(promise, &intern("then").into())?.unchecked_into();
+    then.call1(promise, on_fulfilled)
 }
 
 fn env_var(env: &JsValue, name: &str) -> Option<String> {
@@ -116,8 +296,8 @@ fn new_request_id() -> String {
 /// Builders for wasm tests of a function's `handle` export.
 #[cfg(feature = "test-support")]
 pub mod test_support {
-    use js_sys::{Object, Reflect};
-    use wasm_bindgen::JsValue;
+    use js_sys::{Object, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{Request, RequestInit, Response};
 
@@ -161,19 +341,27 @@ pub mod test_support {
         env.into()
     }
 
-    /// The contract every function's `handle` export keeps, checked as wasm: a signed
-    /// `test.webhook` is answered, a wrong secret and an unknown event are refused.
-    pub async fn check_handle_export<F, Fut>(function: &str, handle: F)
-    where
-        F: Fn(Request, JsValue) -> Fut,
-        Fut: std::future::Future<Output = Result<Response, JsValue>>,
-    {
+    /// What an exported `Handler`'s `handle` answered (a `Response` or a promise of one), as a
+    /// `Response`.
+    pub async fn response(answer: Result<JsValue, JsValue>) -> Result<Response, JsValue> {
+        Ok(JsFuture::from(Promise::resolve(&answer?))
+            .await?
+            .unchecked_into())
+    }
+
+    /// The contract every function's exported `Handler` keeps, checked as wasm: a signed
+    /// `test.webhook` is answered, a wrong secret and an unknown event are refused. `handle`
+    /// is `|request, env| Handler::new(env).handle(request)`.
+    pub async fn check_handle_export(
+        function: &str,
+        handle: impl Fn(Request, JsValue) -> Result<JsValue, JsValue>,
+    ) {
         const SECRET: &str = TEST_SECRET;
         const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
         let url = format!("http://127.0.0.1:54321/{function}");
         let call = |secret: &str, id: &str, body: &str| {
             let request = signed_request(&url, secret, id, body);
-            handle(request, env(&[("WEBHOOK_SECRET", SECRET)]))
+            response(handle(request, env(&[("WEBHOOK_SECRET", SECRET)])))
         };
 
         let response = call(SECRET, "msg_wasm_1", r#"{"event":"test.webhook"}"#).await;

@@ -7,7 +7,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn handle_export_keeps_the_shared_contract() {
-    shared::wasm::test_support::check_handle_export("ai-processing", ai_processing::handle).await;
+    shared::wasm::test_support::check_handle_export("ai-processing", |request, env| {
+        ai_processing::Handler::new(env).handle(request)
+    })
+    .await;
 }
 
 /// The local OpenAI stand-in's key.
@@ -18,7 +21,7 @@ const OPENAI_KEY: &str = "sk-local-stand-in-not-a-real-key";
 #[wasm_bindgen_test]
 async fn memories_are_embedded_through_postgrest_and_openai_from_wasm() {
     use shared::wasm::test_support::{
-        env, json, signed_request, LOCAL_SERVICE_ROLE_KEY as SERVICE_ROLE_KEY,
+        env, json, response, signed_request, LOCAL_SERVICE_ROLE_KEY as SERVICE_ROLE_KEY,
         TEST_SECRET as SECRET,
     };
 
@@ -51,7 +54,8 @@ async fn memories_are_embedded_through_postgrest_and_openai_from_wasm() {
         &webhook_id,
         &body,
     );
-    let (status, answer) = json(ai_processing::handle(request, env).await.expect("handle")).await;
+    let promise = ai_processing::Handler::new(env).handle(request);
+    let (status, answer) = json(response(promise).await.expect("handle")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["embedded"], count);
     assert_eq!(answer["remaining"], 0);

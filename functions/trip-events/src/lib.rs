@@ -20,12 +20,5 @@ impl EdgeFunction for TripEvents {
     }
 }
 
-/// The wasm export the Deno shim calls for every request.
 #[cfg(target_arch = "wasm32")]
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub async fn handle(
-    request: web_sys::Request,
-    env: wasm_bindgen::JsValue,
-) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
-    shared::wasm::handle_request(&TripEvents, request, env).await
-}
+shared::export_handler!(TripEvents);

@@ -7,7 +7,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn handle_export_keeps_the_shared_contract() {
-    shared::wasm::test_support::check_handle_export("trip-events", trip_events::handle).await;
+    shared::wasm::test_support::check_handle_export("trip-events", |request, env| {
+        trip_events::Handler::new(env).handle(request)
+    })
+    .await;
 }
 
 /// A whole event through the wasm build, with its I/O going out through the browser's fetch:
@@ -16,7 +19,7 @@ async fn handle_export_keeps_the_shared_contract() {
 #[wasm_bindgen_test]
 async fn a_collaborator_removal_is_handled_through_postgrest_from_wasm() {
     use shared::wasm::test_support::{
-        env, json, signed_request, LOCAL_SERVICE_ROLE_KEY as SERVICE_ROLE_KEY,
+        env, json, response, signed_request, LOCAL_SERVICE_ROLE_KEY as SERVICE_ROLE_KEY,
         TEST_SECRET as SECRET,
     };
 
@@ -37,6 +40,7 @@ async fn a_collaborator_removal_is_handled_through_postgrest_from_wasm() {
     let body = format!(
         r#"{{"event":"trip.collaborator.removed","trip_id":{trip},"user_id":"{user}","added_by":"{user}","permission_level":"view"}}"#
     );
+    let handler = trip_events::Handler::new(env);
     let deliver = || {
         let request = signed_request(
             "http://127.0.0.1:54321/trip-events",
@@ -44,7 +48,7 @@ async fn a_collaborator_removal_is_handled_through_postgrest_from_wasm() {
             &webhook_id,
             &body,
         );
-        trip_events::handle(request, env.clone())
+        response(handler.handle(request))
     };
 
     let (status, answer) = json(deliver().await.expect("handle")).await;

@@ -1,13 +1,14 @@
-// Supabase Edge Function `trip-events`: the Rust module (wasm) does everything; this file only hands
-// it each request with the environment. Build the module with scripts/build-wasm.
-import { handle, initSync } from "./wasm/trip_events.js";
+// Supabase Edge Function `trip-events`: the Rust module (wasm) does everything; this file configures
+// it once with the environment and hands it each request. Build the module with scripts/build-wasm.
+import { Handler, initSync } from "./wasm/trip_events.js";
 
 initSync({
   module: await Deno.readFile(new URL("./wasm/trip_events_bg.wasm", import.meta.url)),
 });
 
-// A worker's environment is fixed for its life (new secrets start new workers): read it once.
+// A worker's environment is fixed for its life (new secrets start new workers): configure once.
 const env = Deno.env.toObject();
+const handler = new Handler(env);
 
 // The edge runtime chooses the port itself; PORT serves the local stack and the tests.
-Deno.serve({ port: Number(env.PORT ?? 8000) }, (request) => handle(request, env));
+Deno.serve({ port: Number(env.PORT ?? 8000) }, (request) => handler.handle(request));
