@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::config::EmailConfig;
 use crate::error::EdgeError;
+use crate::fetch::HttpRequest;
 use crate::upstream::send_json;
 
 /// One message, ready to send.
@@ -30,12 +31,9 @@ pub async fn send_email(
         "text": email.text,
         "html": email.html,
     });
-    let request = reqwest::Client::new()
-        .post(&config.api_url)
-        .bearer_auth(config.api_key.expose())
-        .header("idempotency-key", idempotency_key)
-        .header("content-type", "application/json")
-        .body(body.to_string());
+    let request = HttpRequest::post_json(&config.api_url, body.to_string())
+        .bearer(config.api_key.expose())
+        .header("idempotency-key", idempotency_key);
     let answer = send_json("email", request).await?;
     answer
         .get("id")

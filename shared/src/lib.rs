@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod email;
 pub mod error;
+pub mod fetch;
 pub mod function;
 #[cfg(all(feature = "fuzz", not(target_arch = "wasm32")))]
 pub mod fuzz;

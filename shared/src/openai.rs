@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::config::OpenAiConfig;
-use crate::upstream::without_url;
+use crate::fetch::{fetch, HttpRequest};
 
 /// What the API answered, or `status: None` when it did not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,42 +27,19 @@ impl RawAnswer {
 /// POSTs `body` to `{OPENAI_BASE_URL}/{path}`.
 pub async fn post(config: &OpenAiConfig, path: &str, body: &Value) -> RawAnswer {
     let url = format!("{}/{}", config.base_url, path.trim_start_matches('/'));
-    let request = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(config.api_key.expose())
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(error) => {
-            return RawAnswer {
-                status: None,
-                headers: Vec::new(),
-                body: String::new(),
-                failure: Some(without_url(&error)),
-            }
-        }
-    };
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
-    match response.text().await {
-        Ok(body) => RawAnswer {
-            status: Some(status),
-            headers,
-            body,
+    let request = HttpRequest::post_json(url, body.to_string()).bearer(config.api_key.expose());
+    match fetch(request).await {
+        Ok(answer) => RawAnswer {
+            status: Some(answer.status),
+            headers: answer.headers,
+            body: answer.body,
             failure: None,
         },
         Err(error) => RawAnswer {
             status: None,
-            headers,
+            headers: Vec::new(),
             body: String::new(),
-            failure: Some(without_url(&error)),
+            failure: Some(error.message),
         },
     }
 }

@@ -1,12 +1,13 @@
-//! The functions' PostgREST client: the `postgrest` crate with the service role's key, and the
-//! receipts that make a delivery's webhook-id idempotent (SPEC §5: the same webhook-id again is
-//! answered `{"duplicate": true}`).
+//! The functions' PostgREST client: requests built as PostgREST reads them (filters in the
+//! query, `Prefer` for what to return and how to resolve conflicts), sent with the service
+//! role's key; and the receipts that make a delivery's webhook-id idempotent (the same
+//! webhook-id again is answered `{"duplicate": true}`).
 
-use postgrest::{Builder, Postgrest};
 use serde_json::{json, Value};
 
 use crate::config::SupabaseConfig;
 use crate::error::EdgeError;
+use crate::fetch::HttpRequest;
 use crate::function::Outcome;
 use crate::upstream::send_json;
 
@@ -14,24 +15,123 @@ const SERVICE: &str = "postgrest";
 
 /// PostgREST as the service role (RLS bypassed: the functions act for the system).
 pub struct ServiceRest {
-    client: Postgrest,
+    base_url: String,
+    key: String,
+}
+
+/// One PostgREST request being built: `from(table)` or `rpc(function)`, then filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    method: &'static str,
+    url: String,
+    query: Vec<(String, String)>,
+    prefer: Vec<&'static str>,
+    body: Option<String>,
+    key: String,
+}
+
+impl Builder {
+    /// The columns to return (`select=`).
+    pub fn select(mut self, columns: &str) -> Self {
+        self.query.push(("select".to_owned(), columns.to_owned()));
+        self
+    }
+
+    /// Rows whose `column` equals `value`.
+    pub fn eq(mut self, column: &str, value: impl AsRef<str>) -> Self {
+        self.query
+            .push((column.to_owned(), format!("eq.{}", value.as_ref())));
+        self
+    }
+
+    /// Inserts `rows` (a JSON object or array), answering the inserted rows.
+    pub fn insert(mut self, rows: String) -> Self {
+        self.method = "POST";
+        self.body = Some(rows);
+        self.prefer.push("return=representation");
+        self
+    }
+
+    /// The unique columns an insert's conflicts are resolved on.
+    pub fn on_conflict(mut self, columns: &str) -> Self {
+        self.query
+            .push(("on_conflict".to_owned(), columns.to_owned()));
+        self
+    }
+
+    /// Rows that conflict are left as they are.
+    pub fn ignore_duplicates(mut self) -> Self {
+        self.prefer.push("resolution=ignore-duplicates");
+        self
+    }
+
+    pub fn build(self) -> HttpRequest {
+        let mut url = self.url;
+        for (index, (name, value)) in self.query.iter().enumerate() {
+            url.push(if index == 0 { '?' } else { '&' });
+            url.push_str(&form_encode(name));
+            url.push('=');
+            url.push_str(&form_encode(value));
+        }
+        let mut request = HttpRequest {
+            method: self.method,
+            url,
+            headers: vec![("apikey", self.key.clone())],
+            body: self.body,
+        }
+        .bearer(&self.key);
+        if request.method != "GET" {
+            request = request.header("content-type", "application/json");
+        }
+        if !self.prefer.is_empty() {
+            request = request.header("prefer", self.prefer.join(","));
+        }
+        request
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one query name or value.
+fn form_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                encoded.push(char::from(byte));
+            }
+            b' ' => encoded.push('+'),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
 }
 
 impl ServiceRest {
     pub fn new(config: &SupabaseConfig) -> Self {
-        let key = config.service_role_key.expose();
-        let client = Postgrest::new(format!("{}/rest/v1", config.url))
-            .insert_header("apikey", key)
-            .insert_header("authorization", format!("Bearer {key}"));
-        Self { client }
+        Self {
+            base_url: format!("{}/rest/v1", config.url),
+            key: config.service_role_key.expose().to_owned(),
+        }
+    }
+
+    fn builder(&self, method: &'static str, path: &str) -> Builder {
+        Builder {
+            method,
+            url: format!("{}/{path}", self.base_url),
+            query: Vec::new(),
+            prefer: Vec::new(),
+            body: None,
+            key: self.key.clone(),
+        }
     }
 
     pub fn from(&self, table: &str) -> Builder {
-        self.client.from(table)
+        self.builder("GET", table)
     }
 
     pub fn rpc(&self, function: &str, arguments: &Value) -> Builder {
-        self.client.rpc(function, arguments.to_string())
+        let mut builder = self.builder("POST", &format!("rpc/{function}"));
+        builder.body = Some(arguments.to_string());
+        builder
     }
 
     /// Sends a request built with [`Self::from`] or [`Self::rpc`]; its JSON answer.
@@ -47,17 +147,12 @@ impl ServiceRest {
         on_conflict: &str,
         rows: &Value,
     ) -> Result<Vec<Value>, EdgeError> {
-        // `insert` asks for the representation; ignore-duplicates keeps what is there.
         let request = self
             .from(table)
             .insert(rows.to_string())
             .on_conflict(on_conflict)
-            .build()
-            .header("prefer", "resolution=ignore-duplicates");
-        match send_json(SERVICE, request).await? {
-            Value::Array(rows) => Ok(rows),
-            other => Err(unexpected(&other)),
-        }
+            .ignore_duplicates();
+        self.rows(request).await
     }
 
     /// The rows of a request that answers an array.
@@ -130,5 +225,77 @@ impl<'a> Receipts<'a> {
             .insert_new("webhook_receipts", "function_name,webhook_id", &row)
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn rest() -> ServiceRest {
+        ServiceRest::new(&SupabaseConfig {
+            url: "http://127.0.0.1:54321".to_owned(),
+            service_role_key: Secret::new("service-key"),
+        })
+    }
+
+    #[test]
+    fn selects_put_filters_in_the_query() {
+        let request = rest()
+            .from("trips")
+            .select("id,name")
+            .eq("id", "42")
+            .eq("name", "a b&c")
+            .build();
+        assert_eq!(request.method, "GET");
+        assert_eq!(
+            request.url,
+            "http://127.0.0.1:54321/rest/v1/trips?select=id%2Cname&id=eq.42&name=eq.a+b%26c"
+        );
+        assert_eq!(request.body, None);
+        assert!(request
+            .headers
+            .contains(&("apikey", "service-key".to_owned())));
+        assert!(request
+            .headers
+            .contains(&("authorization", "Bearer service-key".to_owned())));
+        assert!(!request.headers.iter().any(|(name, _)| *name == "prefer"));
+    }
+
+    #[test]
+    fn inserts_ask_for_the_rows_and_may_ignore_duplicates() {
+        let request = rest()
+            .from("notifications")
+            .insert("[]".to_owned())
+            .on_conflict("dedup_key")
+            .ignore_duplicates()
+            .build();
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.url,
+            "http://127.0.0.1:54321/rest/v1/notifications?on_conflict=dedup_key"
+        );
+        assert_eq!(request.body.as_deref(), Some("[]"));
+        assert!(request
+            .headers
+            .contains(&("content-type", "application/json".to_owned())));
+        assert!(request.headers.contains(&(
+            "prefer",
+            "return=representation,resolution=ignore-duplicates".to_owned()
+        )));
+    }
+
+    #[test]
+    fn rpcs_post_their_arguments() {
+        let request = rest()
+            .rpc("get_user_contact", &json!({"p_user_id": "u"}))
+            .build();
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.url,
+            "http://127.0.0.1:54321/rest/v1/rpc/get_user_contact"
+        );
+        assert_eq!(request.body.as_deref(), Some(r#"{"p_user_id":"u"}"#));
     }
 }

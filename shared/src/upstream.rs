@@ -5,15 +5,13 @@
 use serde_json::Value;
 
 use crate::error::EdgeError;
+use crate::fetch::{fetch, HttpRequest};
 
 /// How much of an upstream error body goes into the message.
 const MESSAGE_LIMIT: usize = 300;
 
 /// Sends `request`; a 2xx answer's JSON body (`Value::Null` when empty), else the upstream error.
-pub async fn send_json(
-    service: &'static str,
-    request: reqwest::RequestBuilder,
-) -> Result<Value, EdgeError> {
+pub async fn send_json(service: &'static str, request: HttpRequest) -> Result<Value, EdgeError> {
     let (status, text) = send(service, request).await?;
     if text.trim().is_empty() {
         return Ok(Value::Null);
@@ -27,54 +25,39 @@ pub async fn send_json(
 }
 
 /// Sends `request`; a 2xx answer's status and body text, else the upstream error.
-pub async fn send(
-    service: &'static str,
-    request: reqwest::RequestBuilder,
-) -> Result<(u16, String), EdgeError> {
-    let response = request.send().await.map_err(|error| EdgeError::Upstream {
-        service,
-        status: None,
-        retry_after_seconds: None,
-        message: format!("{service} could not be reached: {}", without_url(&error)),
+pub async fn send(service: &'static str, request: HttpRequest) -> Result<(u16, String), EdgeError> {
+    let answer = fetch(request).await.map_err(|error| match error.status {
+        None => EdgeError::Upstream {
+            service,
+            status: None,
+            retry_after_seconds: None,
+            message: format!("{service} could not be reached: {}", error.message),
+        },
+        Some(status) => EdgeError::Upstream {
+            service,
+            status: Some(status),
+            retry_after_seconds: None,
+            message: format!("{service} answer could not be read: {}", error.message),
+        },
     })?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_retry_after);
-    let text = response.text().await.map_err(|error| EdgeError::Upstream {
-        service,
-        status: Some(status),
-        retry_after_seconds: retry_after,
-        message: format!(
-            "{service} answer could not be read: {}",
-            without_url(&error)
-        ),
-    })?;
+    let status = answer.status;
     if !(200..300).contains(&status) {
         return Err(EdgeError::Upstream {
             service,
             status: Some(status),
-            retry_after_seconds: retry_after,
-            message: format!("{service} answered {status}: {}", error_summary(&text)),
+            retry_after_seconds: answer.header("retry-after").and_then(parse_retry_after),
+            message: format!(
+                "{service} answered {status}: {}",
+                error_summary(&answer.body)
+            ),
         });
     }
-    Ok((status, text))
+    Ok((status, answer.body))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by these services).
 pub fn parse_retry_after(value: &str) -> Option<u64> {
     value.trim().parse().ok()
-}
-
-/// The error's message without its URL, which may carry query values.
-pub(crate) fn without_url(error: &reqwest::Error) -> String {
-    let text = error.to_string();
-    match error.url() {
-        Some(url) => text.replace(url.as_str(), "<url>"),
-        None => text,
-    }
 }
 
 /// The error body's `message` (PostgREST, Resend, OpenAI all have one), else the body, shortened.

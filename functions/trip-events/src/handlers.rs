@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use shared::config::CalendarSyncConfig;
 use shared::email::send_email;
+use shared::fetch::HttpRequest;
 use shared::rest::{Receipts, ServiceRest};
 use shared::upstream::send;
 use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, Outcome};
@@ -185,13 +186,17 @@ async fn post_calendar(
     let signature = config
         .secret
         .sign(message_id, timestamp, document.as_bytes());
-    let request = reqwest::Client::new()
-        .post(&config.url)
-        .header("content-type", calendar::CONTENT_TYPE)
-        .header("webhook-id", message_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(document);
+    let request = HttpRequest {
+        method: "POST",
+        url: config.url.clone(),
+        headers: vec![
+            ("content-type", calendar::CONTENT_TYPE.to_owned()),
+            ("webhook-id", message_id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        body: Some(document),
+    };
     let (status, _) = send("calendar", request).await?;
     Ok(status)
 }
