@@ -1,10 +1,11 @@
-// B3 of scripts/bench: cold start. For each function's real shim (with its built wasm) and for a
-// bare Deno.serve hello-world, the time from spawning `deno run` to the first `GET /health` 200,
-// polled every 2 ms; and each module's wasm instantiation (bench/instantiate.ts, in a fresh
-// process each run). One unmeasured run first fills Deno's transpile cache, as a deployed
-// function has it. Medians of RUNS runs; prints one JSON object:
-// {"start_ms": {"hello": ms, "trip-events": ms, …}, "instantiate_ms": {"trip-events": ms, …}}.
-const RUNS = 5;
+// B3 of scripts/bench: cold start. For each function's real shim (with its built wasm), each
+// TypeScript peer (bench/peers/) and a bare Deno.serve hello-world, the time from spawning
+// `deno run` to the first `GET /health` 200, polled every 2 ms, and the process's resident memory
+// right after that answer; and each module's wasm instantiation (bench/instantiate.ts, in a fresh
+// process each run). The servers take turns, run by run. One unmeasured run of each first fills
+// Deno's transpile cache, as a deployed function has it. Medians of RUNS runs; prints one JSON
+// object: {"start_ms": {name: ms}, "rss_mib": {name: MiB}, "instantiate_ms": {function: ms}}.
+const RUNS = Number(Deno.env.get("BENCH_COLD_RUNS") ?? 7);
 const ROOT = new URL("../", import.meta.url).pathname;
 const FUNCTIONS = ["trip-events", "ai-processing"];
 const ENV = {
@@ -27,8 +28,16 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** Milliseconds from spawning the server to its first /health 200. */
-async function startToHealthy(entrypoint: string, healthPath: string): Promise<number> {
+/** Resident memory of a process, in MiB (Linux). */
+function residentMib(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
+}
+
+type Start = { ms: number; rssMib: number };
+
+/** Milliseconds from spawning the server to its first /health 200, and its memory then. */
+async function startToHealthy(entrypoint: string, healthPath: string): Promise<Start> {
   const port = freePort();
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
@@ -43,7 +52,9 @@ async function startToHealthy(entrypoint: string, healthPath: string): Promise<n
       try {
         const response = await fetch(`http://127.0.0.1:${port}${healthPath}`);
         await response.body?.cancel();
-        if (response.status === 200) return performance.now() - started;
+        if (response.status === 200) {
+          return { ms: performance.now() - started, rssMib: residentMib(child.pid) };
+        }
       } catch {
         // not listening yet
       }
@@ -66,25 +77,35 @@ async function instantiateMs(name: string): Promise<number> {
   return Number(new TextDecoder().decode(stdout));
 }
 
-async function medianOf(measure: () => Promise<number>): Promise<number> {
-  await measure();
-  const runs = [];
-  for (let run = 0; run < RUNS; run++) runs.push(await measure());
-  return median(runs);
-}
-
-const servers: Record<string, [string, string]> = { hello: ["bench/hello.ts", "/health"] };
+const servers: Record<string, [string, string]> = {
+  "bare Deno.serve": ["bench/hello.ts", "/health"],
+  "TS + WebCrypto": ["bench/peers/webcrypto.ts", "/trip-events/health"],
+  "TS + WebCrypto + supabase-js": ["bench/peers/webcrypto_supabase.ts", "/trip-events/health"],
+  "TS + standardwebhooks": ["bench/peers/standardwebhooks.ts", "/trip-events/health"],
+};
 for (const name of FUNCTIONS) {
   servers[name] = [`supabase/functions/${name}/index.ts`, `/${name}/health`];
 }
-const figures = {
-  start_ms: {} as Record<string, number>,
-  instantiate_ms: {} as Record<string, number>,
-};
-for (const [name, [entrypoint, healthPath]] of Object.entries(servers)) {
-  figures.start_ms[name] = await medianOf(() => startToHealthy(entrypoint, healthPath));
+const starts: Record<string, Start[]> = {};
+for (const [entrypoint, healthPath] of Object.values(servers)) {
+  await startToHealthy(entrypoint, healthPath);
 }
+for (let run = 0; run < RUNS; run++) {
+  for (const [name, [entrypoint, healthPath]] of Object.entries(servers)) {
+    (starts[name] ??= []).push(await startToHealthy(entrypoint, healthPath));
+  }
+}
+const instantiate: Record<string, number> = {};
 for (const name of FUNCTIONS) {
-  figures.instantiate_ms[name] = await medianOf(() => instantiateMs(name));
+  await instantiateMs(name);
+  const runs = [];
+  for (let run = 0; run < RUNS; run++) runs.push(await instantiateMs(name));
+  instantiate[name] = median(runs);
 }
-console.log(JSON.stringify(figures));
+const of = (pick: (start: Start) => number) =>
+  Object.fromEntries(Object.entries(starts).map(([name, runs]) => [name, median(runs.map(pick))]));
+console.log(JSON.stringify({
+  start_ms: of((start) => start.ms),
+  rss_mib: of((start) => start.rssMib),
+  instantiate_ms: instantiate,
+}));
