@@ -190,9 +190,10 @@ fn stored_rows(
 
 /// pgvector's text form, `[0.1,0.2,…]`: shortest round-trip digits, so the stored `real`s are
 /// exactly the received ones, and cheaper for Postgres to read than a JSON array of numbers.
+/// serde_json writes exactly that for finite `f32`s (every parsed component is finite), with
+/// the float formatter the module already carries.
 fn vector_literal(vector: &[f32]) -> String {
-    let digits: Vec<String> = vector.iter().map(f32::to_string).collect();
-    format!("[{}]", digits.join(","))
+    serde_json::to_string(vector).unwrap_or_default()
 }
 
 /// One embeddings request, retried as the API asks within the time budget.
@@ -527,4 +528,25 @@ async fn ask_chat_model(
         )
     })?;
     preferences::parse_chat_response(&parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vector_literal;
+
+    #[test]
+    fn components_round_trip_in_pgvectors_text_form() {
+        let vector = [0.1_f32, -0.0123, 1e-7, 3.0, f32::MIN_POSITIVE];
+        let literal = vector_literal(&vector);
+        assert!(
+            literal.starts_with('[') && literal.ends_with(']'),
+            "{literal}"
+        );
+        let parsed: Vec<f32> = literal[1..literal.len() - 1]
+            .split(',')
+            .map(|text| text.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, vector);
+        assert_eq!(vector_literal(&[0.5, 2.0]), "[0.5,2.0]");
+    }
 }
