@@ -5,28 +5,11 @@
 // process each run). The servers take turns, run by run. One unmeasured run of each first fills
 // Deno's transpile cache, as a deployed function has it. Medians of RUNS runs; prints one JSON
 // object: {"start_ms": {name: ms}, "rss_mib": {name: MiB}, "instantiate_ms": {function: ms}}.
+import { ENV, freePort, median } from "./support.ts";
+
 const RUNS = Number(Deno.env.get("BENCH_COLD_RUNS") ?? 7);
 const ROOT = new URL("../", import.meta.url).pathname;
 const FUNCTIONS = ["trip-events", "ai-processing"];
-const ENV = {
-  WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-  SUPABASE_URL: "http://127.0.0.1:9",
-  SUPABASE_SERVICE_ROLE_KEY: "service-role-key-for-benchmarks",
-  OPENAI_API_KEY: "sk-benchmarks",
-};
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 /** Resident memory of a process, in MiB (Linux). */
 function residentMib(pid: number): number {

@@ -4,6 +4,8 @@
 // nothing lost or duplicated), shows as FAILED and makes this exit with 1.
 // Usage: deno run --allow-read --allow-write=DIR report.ts DIR "MACHINE"
 // deno-lint-ignore-file no-explicit-any
+import { median } from "./support.ts";
+
 const [dir, machine] = Deno.args;
 const rows: [string, string, string][] = [];
 let failures = 0;
@@ -31,11 +33,6 @@ const b1 = figures("b1");
 const b1Measure = "requests/s, wrk 1 thread × 32 connections";
 const FUNCTIONS = ["trip-events", "ai-processing"];
 const PEERS = ["TS + WebCrypto", "TS + standardwebhooks", "bare Deno.serve"];
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 if (!b1) {
   fail("B1", b1Measure, "no figures");
 } else {

@@ -7,16 +7,12 @@
 // "socket_errors"}, "rejected": {...}}}}; `unexpected` counts answers of another status than the
 // path's (the bare server answers 200 to both).
 // Usage: deno run --allow-run --allow-net --allow-read --allow-env bench/throughput.ts
+import { ENV, freePort } from "./support.ts";
+
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 2);
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
 const ROOT = new URL("../", import.meta.url).pathname;
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const ENV = {
-  WEBHOOK_SECRET: SECRET,
-  SUPABASE_URL: "http://127.0.0.1:9",
-  SUPABASE_SERVICE_ROLE_KEY: "service-role-key-for-benchmarks",
-  OPENAI_API_KEY: "sk-benchmarks",
-};
+const SECRET = ENV.WEBHOOK_SECRET;
 // name → [entry point, URL path]
 const SERVERS: Record<string, [string, string]> = {
   "trip-events": ["supabase/functions/trip-events/index.ts", "/trip-events"],
@@ -34,13 +30,6 @@ const BODY = JSON.stringify({
   permission_level: "edit",
   timestamp: "2026-12-01T12:00:00Z",
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** `v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`, as the SQL sender signs. */
 async function sign(id: string, timestamp: string, body: string): Promise<string> {
