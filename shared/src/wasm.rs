@@ -8,6 +8,7 @@
 //! strings are interned, and the log line is written from a microtask: `console.log` called from
 //! a wasm frame costs several times what it costs from JavaScript.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -24,6 +25,7 @@ pub use web_sys::Request;
 use crate::config::EdgeConfig;
 use crate::function::{serve, EdgeFunction, RequestContext, REQUEST_HEADERS};
 use crate::http::{url_path, Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
+use crate::signature::{HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE};
 
 /// One function configured for one worker.
 pub struct Worker<F> {
@@ -31,6 +33,9 @@ pub struct Worker<F> {
     config: EdgeConfig,
     console: JsValue,
     console_log: Function,
+    /// Request ids: this worker's random prefix and a count, unique without asking JS each time.
+    id_prefix: u32,
+    requests: Cell<u32>,
 }
 
 impl<F: EdgeFunction + 'static> Worker<F> {
@@ -47,7 +52,15 @@ impl<F: EdgeFunction + 'static> Worker<F> {
             config,
             console,
             console_log,
+            id_prefix: (js_sys::Math::random() * f64::from(u32::MAX)) as u32,
+            requests: Cell::new(0),
         }
+    }
+
+    fn new_request_id(&self) -> String {
+        let count = self.requests.get().wrapping_add(1);
+        self.requests.set(count);
+        format!("{:08x}{count:08x}", self.id_prefix)
     }
 
     /// Answers a request whose body has been read: its `Response` when serving needs no I/O
@@ -74,7 +87,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
     async fn serve(&self, incoming: IncomingRequest, started: f64) -> Result<Response, JsValue> {
         let context = RequestContext {
             now: (started / 1000.0).floor() as i64,
-            request_id: new_request_id(),
+            request_id: self.new_request_id(),
         };
         let mut served = serve(&self.function, incoming, &self.config, &context).await;
         served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
@@ -90,6 +103,8 @@ pub struct Seam<F> {
     worker: Rc<Worker<F>>,
     /// Owned by JavaScript, so a read still pending when the `Handler` is dropped can finish.
     on_body: Function,
+    /// `Promise.prototype.then`, looked up once.
+    then: Function,
 }
 
 impl<F: EdgeFunction + 'static> Seam<F> {
@@ -105,7 +120,15 @@ impl<F: EdgeFunction + 'static> Seam<F> {
                 });
             on_body.into_js_value().unchecked_into()
         };
-        Self { worker, on_body }
+        let then = Reflect::get(&Promise::resolve(&JsValue::NULL), &"then".into())
+            .ok()
+            .and_then(|then| then.dyn_into().ok())
+            .unwrap_or_else(|| Function::new_no_args(""));
+        Self {
+            worker,
+            on_body,
+            then,
+        }
     }
 
     /// Answers one request: its `Response`, or a promise of it.
@@ -124,7 +147,7 @@ impl<F: EdgeFunction + 'static> Seam<F> {
                     .on_body
                     .bind2(&JsValue::NULL, &request, &started.into());
                 let read = request.array_buffer()?;
-                then(&read, bound.unchecked_ref())
+                self.then.call1(&read, &bound)
             }
             Some(Some(_)) => self
                 .worker
@@ -196,6 +219,10 @@ fn read_head(request: &Request, body: Body) -> Result<IncomingRequest, JsValue> 
     let js_headers = request.headers();
     let mut headers = Headers::new();
     for name in REQUEST_HEADERS {
+        // The legacy signature is looked at only when there is no Standard Webhooks one.
+        if name == HEADER_LEGACY_SIGNATURE && headers.get(HEADER_SIGNATURE).is_some() {
+            continue;
+        }
         if let Some(value) = js_headers.get(intern(name))? {
             headers.append(name, value);
         }
@@ -273,12 +300,6 @@ extern "C" {
     fn queue_microtask(callback: &Function);
 }
 
-/// `promise.then(on_fulfilled)` with a plain function (js-sys's `then` takes only closures).
-fn then(promise: &Promise, on_fulfilled: &Function) -> Result<JsValue, JsValue> {
-    let then: Function = Reflect::get(promise, &intern("then").into())?.unchecked_into();
-    then.call1(promise, on_fulfilled)
-}
-
 fn env_var(env: &JsValue, name: &str) -> Option<String> {
     if !env.is_object() {
         return None;
@@ -286,11 +307,6 @@ fn env_var(env: &JsValue, name: &str) -> Option<String> {
     Reflect::get(env, &JsValue::from_str(name))
         .ok()?
         .as_string()
-}
-
-fn new_request_id() -> String {
-    let part = || (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
-    format!("{:08x}{:08x}", part(), part())
 }
 
 /// Builders for wasm tests of a function's `handle` export.
