@@ -1,5 +1,6 @@
 //! What both TripSage edge functions share: webhook signature verification, configuration, the
-//! HTTP contract of SPEC §5 and its single error type, and (on wasm) the seam to JavaScript.
+//! HTTP contract and its single error type, outgoing HTTP (`fetch`, and the PostgREST client on
+//! it), and (on wasm) the seam to JavaScript.
 
 pub mod clock;
 pub mod config;

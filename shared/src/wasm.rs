@@ -43,10 +43,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
     pub fn new(function: F, env: &JsValue) -> Self {
         let config = EdgeConfig::from_env(|name| env_var(env, name));
         let console = Reflect::get(&js_sys::global(), &"console".into()).unwrap_or_default();
-        let console_log = Reflect::get(&console, &"log".into())
-            .ok()
-            .and_then(|log| log.dyn_into().ok())
-            .unwrap_or_else(|| Function::new_no_args(""));
+        let console_log = method_of(&console, "log");
         Self {
             function,
             config,
@@ -120,10 +117,7 @@ impl<F: EdgeFunction + 'static> Seam<F> {
                 });
             on_body.into_js_value().unchecked_into()
         };
-        let then = Reflect::get(&Promise::resolve(&JsValue::NULL), &"then".into())
-            .ok()
-            .and_then(|then| then.dyn_into().ok())
-            .unwrap_or_else(|| Function::new_no_args(""));
+        let then = method_of(&Promise::resolve(&JsValue::NULL), "then");
         Self {
             worker,
             on_body,
@@ -298,6 +292,14 @@ pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> 
 extern "C" {
     #[wasm_bindgen(js_name = queueMicrotask)]
     fn queue_microtask(callback: &Function);
+}
+
+/// `object[name]` as a function, looked up once; a function doing nothing when there is none.
+fn method_of(object: &JsValue, name: &str) -> Function {
+    Reflect::get(object, &name.into())
+        .ok()
+        .and_then(|method| method.dyn_into().ok())
+        .unwrap_or_else(|| Function::new_no_args(""))
 }
 
 fn env_var(env: &JsValue, name: &str) -> Option<String> {
