@@ -61,8 +61,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
     }
 
     /// Answers a request whose body has been read: its `Response` when serving needs no I/O
-    /// (most requests: refusals, `/health`, `test.webhook`, replays answered from a receipt
-    /// need one call), else a promise of it.
+    /// (refusals, `/health`, `test.webhook`), else a promise of it.
     fn answer(
         self: &Rc<Self>,
         incoming: IncomingRequest,
