@@ -12,15 +12,6 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
-    pub fn get(url: impl Into<String>) -> Self {
-        Self {
-            method: "GET",
-            url: url.into(),
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-
     /// A POST of a JSON document.
     pub fn post_json(url: impl Into<String>, body: String) -> Self {
         Self {
@@ -52,11 +43,15 @@ pub struct HttpAnswer {
 
 impl HttpAnswer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        header(&self.headers, name)
     }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
 }
 
 /// Why there is no answer (refused, reset, unreadable), without the URL, which may carry query
@@ -66,15 +61,34 @@ pub struct FetchError {
     pub message: String,
     /// The status, when the answer began but its body could not be read.
     pub status: Option<u16>,
+    /// That answer's headers (lowercase names); empty when there was no answer.
+    pub headers: Vec<(String, String)>,
 }
 
 impl FetchError {
     /// `message` with each of `urls` (as given, and as the client normalised it) cut out.
-    fn new(mut message: String, urls: &[&str], status: Option<u16>) -> Self {
+    fn new(mut message: String, urls: &[&str]) -> Self {
         for url in urls.iter().filter(|url| !url.is_empty()) {
             message = message.replace(url, "<url>");
         }
-        Self { message, status }
+        Self {
+            message,
+            status: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The body of an answer that began could not be read.
+    fn unread(self, status: u16, headers: Vec<(String, String)>) -> Self {
+        Self {
+            status: Some(status),
+            headers,
+            ..self
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
     }
 }
 
@@ -114,20 +128,15 @@ mod transport {
             init.set_body(&JsValue::from_str(body));
         }
         let js_request = Request::new_with_str_and_init(&request.url, &init)
-            .map_err(|error| FetchError::new(text(&error), &[&request.url], None))?;
+            .map_err(|error| FetchError::new(text(&error), &[&request.url]))?;
         let normalised = js_request.url();
-        let failed = |error: JsValue, status| {
-            FetchError::new(text(&error), &[&request.url, &normalised], status)
-        };
+        let failed = |error: JsValue| FetchError::new(text(&error), &[&request.url, &normalised]);
         for (name, value) in &request.headers {
-            js_request
-                .headers()
-                .set(name, value)
-                .map_err(|e| failed(e, None))?;
+            js_request.headers().set(name, value).map_err(failed)?;
         }
         let response: Response = JsFuture::from(global_fetch(&js_request))
             .await
-            .map_err(|e| failed(e, None))?
+            .map_err(failed)?
             .unchecked_into();
         let status = response.status();
         let mut headers = Vec::new();
@@ -145,7 +154,7 @@ mod transport {
             Ok(promise) => JsFuture::from(promise).await,
             Err(error) => Err(error),
         }
-        .map_err(|e| failed(e, Some(status)))?
+        .map_err(|e| failed(e).unread(status, headers.clone()))?
         .as_string()
         .unwrap_or_default();
         Ok(HttpAnswer {
@@ -168,12 +177,12 @@ mod transport {
     }
 
     pub async fn send(request: HttpRequest) -> Result<HttpAnswer, FetchError> {
-        let failed = |error: reqwest::Error, status| {
+        let failed = |error: reqwest::Error| {
             let normalised = error.url().map(|url| url.to_string()).unwrap_or_default();
-            FetchError::new(error.to_string(), &[&request.url, &normalised], status)
+            FetchError::new(error.to_string(), &[&request.url, &normalised])
         };
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
-            .map_err(|error| FetchError::new(error.to_string(), &[], None))?;
+            .map_err(|error| FetchError::new(error.to_string(), &[]))?;
         let mut builder = client().request(method, &request.url);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -181,7 +190,7 @@ mod transport {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let response = builder.send().await.map_err(|e| failed(e, None))?;
+        let response = builder.send().await.map_err(failed)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -190,7 +199,10 @@ mod transport {
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
             .collect();
-        let body = response.text().await.map_err(|e| failed(e, Some(status)))?;
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(error) => return Err(failed(error).unread(status, headers)),
+        };
         Ok(HttpAnswer {
             status,
             headers,
@@ -226,7 +238,6 @@ mod tests {
         let error = FetchError::new(
             format!("error sending request for url ({url}): connection refused"),
             &[url],
-            None,
         );
         assert_eq!(
             error.message,

@@ -35,9 +35,10 @@ pub async fn post(config: &OpenAiConfig, path: &str, body: &Value) -> RawAnswer 
             body: answer.body,
             failure: None,
         },
+        // An answer whose body could not be read counts as none, its headers kept.
         Err(error) => RawAnswer {
             status: None,
-            headers: Vec::new(),
+            headers: error.headers,
             body: String::new(),
             failure: Some(error.message),
         },

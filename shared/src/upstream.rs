@@ -36,7 +36,7 @@ pub async fn send(service: &'static str, request: HttpRequest) -> Result<(u16, S
         Some(status) => EdgeError::Upstream {
             service,
             status: Some(status),
-            retry_after_seconds: None,
+            retry_after_seconds: error.header("retry-after").and_then(parse_retry_after),
             message: format!("{service} answer could not be read: {}", error.message),
         },
     })?;
