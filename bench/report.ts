@@ -32,7 +32,12 @@ const kb = (bytes: number) => `${number(bytes / 1024, 1)} KiB`;
 const b1 = figures("b1");
 const b1Measure = "requests/s, wrk 1 thread × 32 connections";
 const FUNCTIONS = ["trip-events", "ai-processing"];
-const PEERS = ["TS + WebCrypto", "TS + standardwebhooks", "bare Deno.serve"];
+const PEERS = [
+  "TS + WebCrypto",
+  "TS + standardwebhooks",
+  "TS contract, no signature check",
+  "bare Deno.serve",
+];
 if (!b1) {
   fail("B1", b1Measure, "no figures");
 } else {

@@ -1,11 +1,12 @@
 // B1 of scripts/bench: requests per second under the same wrk load (1 thread, 32 connections),
 // on the accepted path (a signed `test.webhook`, 200) and the rejected one (a wrong signature,
-// 401), for both functions' real shims, the TypeScript peers (bench/peers/) and a bare
-// `Deno.serve`. Every server runs at once; the runs alternate server by server, ROUNDS times, so
+// 401), for both functions' real shims, the TypeScript peers (bench/peers/), the contract with no
+// signature check (the ceiling: it answers the rejected path's event with 422) and a bare
+// `Deno.serve` (200 to both). Every server runs at once; the runs alternate server by server, ROUNDS times, so
 // a slow moment of the machine falls on all of them. Prints one JSON object:
 // {"seconds", "rounds", "servers": {name: {"accepted": {"rps": [...], "requests", "unexpected",
 // "socket_errors"}, "rejected": {...}}}}; `unexpected` counts answers of another status than the
-// path's (the bare server answers 200 to both).
+// one that server gives on that path.
 // Usage: deno run --allow-run --allow-net --allow-read --allow-env bench/throughput.ts
 import { ENV, freePort } from "./support.ts";
 
@@ -19,7 +20,13 @@ const SERVERS: Record<string, [string, string]> = {
   "ai-processing": ["supabase/functions/ai-processing/index.ts", "/ai-processing"],
   "TS + standardwebhooks": ["bench/peers/standardwebhooks.ts", "/trip-events"],
   "TS + WebCrypto": ["bench/peers/webcrypto.ts", "/trip-events"],
+  "TS contract, no signature check": ["bench/peers/unchecked.ts", "/trip-events"],
   "bare Deno.serve": ["bench/hello.ts", "/"],
+};
+// The status each server answers on each path, where it is not 200 accepted and 401 rejected.
+const STATUS: Record<string, { accepted: number; rejected: number }> = {
+  "TS contract, no signature check": { accepted: 200, rejected: 422 },
+  "bare Deno.serve": { accepted: 200, rejected: 200 },
 };
 const BODY = JSON.stringify({
   event: "test.webhook",
@@ -113,8 +120,8 @@ try {
     SIGNATURE: await sign("msg_bench_test_webhook", timestamp, BODY),
   };
   const paths = {
-    accepted: { script: `${ROOT}bench/signed_test_webhook.lua`, env: accepted, status: 200 },
-    rejected: { script: `${ROOT}bench/invalid_signature.lua`, env: {}, status: 401 },
+    accepted: { script: `${ROOT}bench/signed_test_webhook.lua`, env: accepted },
+    rejected: { script: `${ROOT}bench/invalid_signature.lua`, env: {} },
   };
   const figures: Record<string, Record<string, Run[]>> = {};
   for (let round = 0; round < ROUNDS; round++) {
@@ -131,9 +138,9 @@ try {
       name,
       Object.fromEntries(
         Object.entries(byPath).map(([path, runs]) => {
-          const expected = name === "bare Deno.serve"
-            ? 200
-            : paths[path as keyof typeof paths].status;
+          const expected = (STATUS[name] ?? { accepted: 200, rejected: 401 })[
+            path as keyof typeof paths
+          ];
           const requests = runs.reduce((sum, run) => sum + run.requests, 0);
           const non2xx = runs.reduce((sum, run) => sum + run.non2xx, 0);
           return [path, {

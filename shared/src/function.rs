@@ -2,12 +2,15 @@
 //! signature verification, parsing the event envelope, and turning the handler's result or error
 //! into a response and one log line.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
-use crate::http::{Body, IncomingRequest, OutgoingResponse};
+use crate::http::{Body, IncomingRequest, OutgoingResponse, JSON_CONTENT_TYPE};
 use crate::signature::{HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 /// Every function answers this event with 200 and does nothing else (SQL `test_webhook`).
@@ -34,6 +37,19 @@ const CORS_HEADERS: [(&str, &str); 3] = [
         "authorization, x-client-info, apikey, content-type, webhook-id, webhook-timestamp, \
          webhook-signature, x-webhook-event, x-webhook-attempt, x-webhook-signature",
     ),
+];
+
+/// The response header names and values that are the same on every response.
+pub const RESPONSE_CONSTANTS: [&str; 9] = [
+    CORS_HEADERS[0].0,
+    CORS_HEADERS[0].1,
+    CORS_HEADERS[1].0,
+    CORS_HEADERS[1].1,
+    CORS_HEADERS[2].0,
+    CORS_HEADERS[2].1,
+    "content-type",
+    JSON_CONTENT_TYPE,
+    "x-request-id",
 ];
 
 /// A verified webhook delivery: the event and its JSON payload.
@@ -177,7 +193,12 @@ async fn route<F: EdgeFunction>(
         (_, true) => Err(EdgeError::MethodNotAllowed {
             allow: "GET, OPTIONS",
         }),
-        ("POST", false) => deliver(function, request, config, context, log).await,
+        ("POST", false) => {
+            // Its own function (see `deliver`): `/health` and `OPTIONS` do not compile it.
+            let delivering: Pin<Box<dyn Future<Output = _> + '_>> =
+                Box::pin(deliver(function, request, config, context, log));
+            delivering.await
+        }
         (_, false) => Err(EdgeError::MethodNotAllowed {
             allow: "POST, OPTIONS",
         }),
@@ -204,7 +225,11 @@ async fn deliver<F: EdgeFunction>(
     let outcome = if delivery.event == TEST_EVENT {
         Outcome::from_iter([("function".to_owned(), json!(F::NAME))])
     } else {
-        function.handle(&delivery, config).await?
+        // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm
+        // function on its first call, and `test.webhook` needs none of the handlers.
+        let handling: Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>> + '_>> =
+            Box::pin(function.handle(&delivery, config));
+        handling.await?
     };
     let mut body = json!({
         "ok": true,
@@ -402,6 +427,24 @@ mod tests {
             Some("*")
         );
         assert_eq!(error.response.headers.get("x-request-id"), Some("req-1"));
+    }
+
+    #[test]
+    fn common_responses_carry_only_constant_headers_but_the_request_id() {
+        for request in [
+            IncomingRequest::new("OPTIONS", "/echo"),
+            IncomingRequest::new("GET", "/echo/health"),
+            IncomingRequest::new("POST", "/echo").with_body("{}"),
+        ] {
+            let served = serve_with(request, &full_config());
+            for (name, value) in served.response.headers.iter() {
+                assert!(RESPONSE_CONSTANTS.contains(&name), "{name}");
+                assert!(
+                    name == "x-request-id" || RESPONSE_CONSTANTS.contains(&value),
+                    "{name}: {value}"
+                );
+            }
+        }
     }
 
     #[test]

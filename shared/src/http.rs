@@ -4,6 +4,9 @@
 /// Largest request body accepted (SPEC §5: 413 above it).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The `content-type` of every JSON response.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
 /// Header names are stored lowercased; lookups ignore case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
@@ -134,9 +137,7 @@ impl OutgoingResponse {
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         let mut response = Self::empty(status);
-        response
-            .headers
-            .set("content-type", "application/json; charset=utf-8");
+        response.headers.set("content-type", JSON_CONTENT_TYPE);
         response.body = value.to_string().into_bytes();
         response
     }

@@ -4,9 +4,10 @@
 //! a `Response`. Nothing else touches JS types.
 //!
 //! Each crossing costs, so the request is read with one `get` per header the contract reads (not
-//! by iterating every header), a body of declared length with one `arrayBuffer()`, constant
-//! strings are interned, and the log line is written from a microtask: `console.log` called from
-//! a wasm frame costs several times what it costs from JavaScript.
+//! by iterating every header), a body of declared length with one `arrayBuffer()`, header names
+//! and constant values cross as JS strings made once per worker, and the log line is written from
+//! a microtask: `console.log` called from a wasm frame costs several times what it costs from
+//! JavaScript.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -15,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::{wasm_bindgen, Closure};
-use wasm_bindgen::{intern, JsCast, JsValue};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{ReadableStreamDefaultReader, Response, ResponseInit};
 
@@ -23,7 +24,7 @@ use web_sys::{ReadableStreamDefaultReader, Response, ResponseInit};
 pub use web_sys::Request;
 
 use crate::config::EdgeConfig;
-use crate::function::{serve, EdgeFunction, RequestContext, REQUEST_HEADERS};
+use crate::function::{serve, EdgeFunction, RequestContext, REQUEST_HEADERS, RESPONSE_CONSTANTS};
 use crate::http::{url_path, Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
 use crate::signature::{HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE};
 
@@ -33,6 +34,7 @@ pub struct Worker<F> {
     config: EdgeConfig,
     console: JsValue,
     console_log: Function,
+    strings: JsStrings,
     /// Request ids: this worker's random prefix and a count, unique without asking JS each time.
     id_prefix: u32,
     requests: Cell<u32>,
@@ -49,6 +51,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
             config,
             console,
             console_log,
+            strings: JsStrings::default(),
             id_prefix: (js_sys::Math::random() * f64::from(u32::MAX)) as u32,
             requests: Cell::new(0),
         }
@@ -89,7 +92,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
         let line = JsValue::from(served.log.to_json());
         queue_microtask(self.console_log.bind1(&self.console, &line).unchecked_ref());
-        write_response(&served.response)
+        write_response(&served.response, &self.strings)
     }
 }
 
@@ -112,7 +115,7 @@ impl<F: EdgeFunction + 'static> Seam<F> {
                 Closure::new(move |request: Request, started: JsValue, buffer: JsValue| {
                     let started = started.as_f64().unwrap_or_else(js_sys::Date::now);
                     let body = checked(Uint8Array::new(&buffer).to_vec());
-                    worker.answer(read_head(&request, body)?, started)
+                    worker.answer(read_head(&request, body, &worker.strings)?, started)
                 });
             on_body.into_js_value().unchecked_into()
         };
@@ -128,11 +131,14 @@ impl<F: EdgeFunction + 'static> Seam<F> {
     pub fn handle(&self, request: Request) -> Result<JsValue, JsValue> {
         let started = js_sys::Date::now();
         if !request.method().eq_ignore_ascii_case("POST") {
-            return self
-                .worker
-                .answer(read_head(&request, Body::empty())?, started);
+            let head = read_head(&request, Body::empty(), &self.worker.strings)?;
+            return self.worker.answer(head, started);
         }
-        let length = request.headers().get(intern("content-length"))?;
+        let headers: HeaderList = request.headers().unchecked_into();
+        let length = self
+            .worker
+            .strings
+            .with("content-length", |name| headers.get(name))?;
         match length.as_deref().map(declared_length) {
             Some(Some(length)) if length <= MAX_BODY_BYTES as u64 => {
                 // Read whole, then served from the callback: no future is needed for the body.
@@ -142,14 +148,15 @@ impl<F: EdgeFunction + 'static> Seam<F> {
                 let read = request.array_buffer()?;
                 self.then.call1(&read, &bound)
             }
-            Some(Some(_)) => self
-                .worker
-                .answer(read_head(&request, Body::TooLarge)?, started),
+            Some(Some(_)) => {
+                let head = read_head(&request, Body::TooLarge, &self.worker.strings)?;
+                self.worker.answer(head, started)
+            }
             // No usable length: read chunk by chunk, stopping at the limit.
             Some(None) | None => {
                 let worker = Rc::clone(&self.worker);
                 Ok(future_to_promise(async move {
-                    let incoming = read_request(&request).await?;
+                    let incoming = read_request(&request, &worker.strings).await?;
                     worker.answer(incoming, started)
                 })
                 .into())
@@ -194,8 +201,11 @@ fn declared_length(text: &str) -> Option<u64> {
 
 /// Converts a JS `Request`: the headers the contract reads and, for a POST, at most
 /// [`MAX_BODY_BYTES`] of its body (read chunk by chunk).
-pub async fn read_request(request: &Request) -> Result<IncomingRequest, JsValue> {
-    let incoming = read_head(request, Body::empty())?;
+pub async fn read_request(
+    request: &Request,
+    strings: &JsStrings,
+) -> Result<IncomingRequest, JsValue> {
+    let incoming = read_head(request, Body::empty(), strings)?;
     if incoming.method != "POST" {
         return Ok(incoming);
     }
@@ -208,15 +218,19 @@ pub async fn read_request(request: &Request) -> Result<IncomingRequest, JsValue>
 }
 
 /// Method, path and the headers the contract reads, with `body`.
-fn read_head(request: &Request, body: Body) -> Result<IncomingRequest, JsValue> {
-    let js_headers = request.headers();
+fn read_head(
+    request: &Request,
+    body: Body,
+    strings: &JsStrings,
+) -> Result<IncomingRequest, JsValue> {
+    let js_headers: HeaderList = request.headers().unchecked_into();
     let mut headers = Headers::new();
     for name in REQUEST_HEADERS {
         // The legacy signature is looked at only when there is no Standard Webhooks one.
         if name == HEADER_LEGACY_SIGNATURE && headers.get(HEADER_SIGNATURE).is_some() {
             continue;
         }
-        if let Some(value) = js_headers.get(intern(name))? {
+        if let Some(value) = strings.with(name, |name| js_headers.get(name))? {
             headers.append(name, value);
         }
     }
@@ -259,7 +273,10 @@ async fn read_stream(request: &Request) -> Result<Body, JsValue> {
 }
 
 /// Converts a plain response into a JS `Response`.
-pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> {
+pub fn write_response(
+    response: &OutgoingResponse,
+    strings: &JsStrings,
+) -> Result<Response, JsValue> {
     let init = ResponseInit::new();
     init.set_status(response.status);
     // Headers appended to the new response, not given in `init`: Deno converts an init's
@@ -274,21 +291,54 @@ pub fn write_response(response: &OutgoingResponse) -> Result<Response, JsValue> 
             Response::new_with_opt_buffer_source_and_init(Some(&bytes), &init)
         }
     }?;
-    let headers = js_response.headers();
+    let headers: HeaderList = js_response.headers().unchecked_into();
     for (name, value) in response.headers.iter() {
-        // Every name and most values are the same on every response.
-        let value = if name == "x-request-id" {
-            value
-        } else {
-            intern(value)
-        };
-        headers.append(intern(name), value)?;
+        strings.with(name, |name| {
+            strings.with(value, |value| headers.append(name, value))
+        })?;
     }
     Ok(js_response)
 }
 
+/// JS copies of the strings that cross on every request (the header names the contract reads
+/// and writes, the constant header values), made once per worker: each then crosses as a
+/// reference rather than as bytes decoded anew.
+pub struct JsStrings(Vec<(&'static str, JsValue)>);
+
+impl Default for JsStrings {
+    fn default() -> Self {
+        Self(
+            REQUEST_HEADERS
+                .into_iter()
+                .chain(RESPONSE_CONSTANTS)
+                .map(|text| (text, JsValue::from_str(text)))
+                .collect(),
+        )
+    }
+}
+
+impl JsStrings {
+    /// Calls `use_string` with `text` as a JS string.
+    fn with<T>(&self, text: &str, use_string: impl FnOnce(&JsValue) -> T) -> T {
+        match self.0.iter().find(|(known, _)| *known == text) {
+            Some((_, value)) => use_string(value),
+            None => use_string(&JsValue::from_str(text)),
+        }
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
+    /// A `Headers` whose names and values are passed as JS strings.
+    #[wasm_bindgen(js_name = Headers)]
+    type HeaderList;
+
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &HeaderList, name: &JsValue) -> Result<Option<String>, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn append(this: &HeaderList, name: &JsValue, value: &JsValue) -> Result<(), JsValue>;
+
     #[wasm_bindgen(js_name = queueMicrotask)]
     fn queue_microtask(callback: &Function);
 }

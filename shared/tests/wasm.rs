@@ -5,6 +5,7 @@
 use js_sys::Uint8Array;
 use shared::http::{Body, Headers, OutgoingResponse, MAX_BODY_BYTES};
 use shared::signature::{SignatureError, WebhookSecret, WebhookVerifier};
+use shared::wasm::JsStrings;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -76,7 +77,9 @@ async fn converts_a_js_request() {
         &JsValue::from_str(BODY),
         &[("Webhook-Id", "msg_1"), ("X-Webhook-Event", "test.webhook")],
     );
-    let incoming = shared::wasm::read_request(&request).await.unwrap();
+    let incoming = shared::wasm::read_request(&request, &JsStrings::default())
+        .await
+        .unwrap();
     assert_eq!(incoming.method, "POST");
     assert_eq!(incoming.path, "/functions/v1/trip-events/sub");
     assert_eq!(incoming.headers.get("webhook-id"), Some("msg_1"));
@@ -96,7 +99,9 @@ async fn keeps_body_bytes_exact() {
         &Uint8Array::from(bytes.as_slice()).into(),
         &[],
     );
-    let incoming = shared::wasm::read_request(&request).await.unwrap();
+    let incoming = shared::wasm::read_request(&request, &JsStrings::default())
+        .await
+        .unwrap();
     assert_eq!(incoming.body, Body::Bytes(bytes));
 }
 
@@ -108,7 +113,9 @@ async fn stops_reading_an_oversized_body() {
         &Uint8Array::from(big.as_slice()).into(),
         &[],
     );
-    let incoming = shared::wasm::read_request(&request).await.unwrap();
+    let incoming = shared::wasm::read_request(&request, &JsStrings::default())
+        .await
+        .unwrap();
     assert_eq!(incoming.body, Body::TooLarge);
 
     let exact = vec![b'a'; MAX_BODY_BYTES];
@@ -117,7 +124,9 @@ async fn stops_reading_an_oversized_body() {
         &Uint8Array::from(exact.as_slice()).into(),
         &[],
     );
-    let incoming = shared::wasm::read_request(&request).await.unwrap();
+    let incoming = shared::wasm::read_request(&request, &JsStrings::default())
+        .await
+        .unwrap();
     assert!(matches!(incoming.body, Body::Bytes(ref b) if b.len() == MAX_BODY_BYTES));
 }
 
@@ -125,7 +134,7 @@ async fn stops_reading_an_oversized_body() {
 async fn converts_a_response() {
     let mut plain = OutgoingResponse::json(422, &serde_json::json!({"error": {"code": "x"}}));
     plain.headers.set("allow", "POST, OPTIONS");
-    let response = shared::wasm::write_response(&plain).unwrap();
+    let response = shared::wasm::write_response(&plain, &JsStrings::default()).unwrap();
     assert_eq!(response.status(), 422);
     assert_eq!(
         response.headers().get("allow").unwrap().as_deref(),
@@ -134,7 +143,8 @@ async fn converts_a_response() {
     let text = JsFuture::from(response.text().unwrap()).await.unwrap();
     assert_eq!(text.as_string().unwrap(), r#"{"error":{"code":"x"}}"#);
 
-    let empty = shared::wasm::write_response(&OutgoingResponse::empty(204)).unwrap();
+    let empty =
+        shared::wasm::write_response(&OutgoingResponse::empty(204), &JsStrings::default()).unwrap();
     assert_eq!(empty.status(), 204);
     assert!(empty.body().is_none());
 }
