@@ -5,6 +5,7 @@
 //! (where `SystemTime` panics).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -31,9 +32,9 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub struct WebhookSecret {
     key: Vec<u8>,
-    /// HMAC keyed once: every MAC starts from a copy of this state instead of hashing the key's
-    /// pads again.
-    keyed: HmacSha256,
+    /// HMAC keyed once, on the first MAC: every MAC starts from a copy of this state instead of
+    /// hashing the key's pads again, and a worker that only answers `/health` never keys it.
+    keyed: OnceLock<HmacSha256>,
 }
 
 impl PartialEq for WebhookSecret {
@@ -60,10 +61,10 @@ impl WebhookSecret {
     }
 
     pub fn from_key(key: impl Into<Vec<u8>>) -> Self {
-        let key = key.into();
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        let keyed = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-        Self { key, keyed }
+        Self {
+            key: key.into(),
+            keyed: OnceLock::new(),
+        }
     }
 
     /// The `webhook-signature` entry for one message: `v1,<base64 HMAC-SHA256>`.
@@ -88,7 +89,13 @@ impl WebhookSecret {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
-        let mut mac = self.keyed.clone();
+        let mut mac = self
+            .keyed
+            .get_or_init(|| {
+                // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+                HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length")
+            })
+            .clone();
         for part in parts {
             mac.update(part);
         }

@@ -60,7 +60,17 @@ impl<F: EdgeFunction + 'static> Worker<F> {
     fn new_request_id(&self) -> String {
         let count = self.requests.get().wrapping_add(1);
         self.requests.set(count);
-        format!("{:08x}{count:08x}", self.id_prefix)
+        // Sixteen hex digits, written without `format!`: core's formatting machinery would be
+        // compiled on a worker's first request just for this.
+        let mut id = String::with_capacity(16);
+        for word in [self.id_prefix, count] {
+            for shift in (0..32).step_by(4).rev() {
+                id.push(char::from(
+                    b"0123456789abcdef"[(word >> shift) as usize & 0xf],
+                ));
+            }
+        }
+        id
     }
 
     /// Answers a request whose body has been read: its `Response` when serving needs no I/O
