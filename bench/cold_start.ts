@@ -4,7 +4,9 @@
 // right after that answer; and each module's wasm instantiation (bench/instantiate.ts, in a fresh
 // process each run). The servers take turns, run by run. One unmeasured run of each first fills
 // Deno's transpile cache, as a deployed function has it. Medians of RUNS runs; prints one JSON
-// object: {"start_ms": {name: ms}, "rss_mib": {name: MiB}, "instantiate_ms": {function: ms}}.
+// object: {"start_ms": {name: ms}, "rss_mib": {name: MiB}, "anonymous_mib": {name: MiB},
+// "instantiate_ms": {function: ms}}. Anonymous memory is the part of the resident memory that is
+// the process's own (heaps, wasm memory, compiled code), not pages of the deno executable.
 import { ENV, freePort, median } from "./support.ts";
 
 const RUNS = Number(Deno.env.get("BENCH_COLD_RUNS") ?? 7);
@@ -12,12 +14,14 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const FUNCTIONS = ["trip-events", "ai-processing"];
 
 /** Resident memory of a process, in MiB (Linux). */
-function residentMib(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
+function memoryMib(pid: number): { rss: number; anonymous: number } {
+  const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+  const field = (name: string) =>
+    Number(rollup.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN) / 1024;
+  return { rss: field("Rss"), anonymous: field("Anonymous") };
 }
 
-type Start = { ms: number; rssMib: number };
+type Start = { ms: number; rssMib: number; anonymousMib: number };
 
 /** Milliseconds from spawning the server to its first /health 200, and its memory then. */
 async function startToHealthy(entrypoint: string, healthPath: string): Promise<Start> {
@@ -36,7 +40,12 @@ async function startToHealthy(entrypoint: string, healthPath: string): Promise<S
         const response = await fetch(`http://127.0.0.1:${port}${healthPath}`);
         await response.body?.cancel();
         if (response.status === 200) {
-          return { ms: performance.now() - started, rssMib: residentMib(child.pid) };
+          const memory = memoryMib(child.pid);
+          return {
+            ms: performance.now() - started,
+            rssMib: memory.rss,
+            anonymousMib: memory.anonymous,
+          };
         }
       } catch {
         // not listening yet
@@ -90,5 +99,6 @@ const of = (pick: (start: Start) => number) =>
 console.log(JSON.stringify({
   start_ms: of((start) => start.ms),
   rss_mib: of((start) => start.rssMib),
+  anonymous_mib: of((start) => start.anonymousMib),
   instantiate_ms: instantiate,
 }));
