@@ -231,15 +231,25 @@ async fn deliver<F: EdgeFunction>(
             Box::pin(function.handle(&delivery, config));
         handling.await?
     };
-    let mut body = json!({
-        "ok": true,
-        "event": delivery.event,
-        "webhook_id": delivery.webhook_id,
-    });
-    body.as_object_mut()
-        .expect("built as an object")
-        .extend(outcome);
-    Ok(OutgoingResponse::json(200, &body))
+    Ok(OutgoingResponse::json(
+        200,
+        &Accepted {
+            ok: true,
+            event: &delivery.event,
+            webhook_id: delivery.webhook_id.as_deref(),
+            outcome: &outcome,
+        },
+    ))
+}
+
+/// The 200 body: `ok`, the event and its webhook id, then the handler's outcome fields.
+#[derive(Serialize)]
+struct Accepted<'a> {
+    ok: bool,
+    event: &'a str,
+    webhook_id: Option<&'a str>,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
 }
 
 /// The envelope: a JSON object whose `event` agrees with `X-Webhook-Event` (either may be absent,
