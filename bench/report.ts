@@ -1,7 +1,8 @@
 // The table of scripts/bench: reads the figures each part wrote (DIR/b1.json … DIR/b6.json),
 // prints one markdown table with every figure, and writes it to DIR/results.md. A part without
-// figures, or whose figures fail their check (B1: every answer of the expected status, no socket errors; B6:
-// nothing lost or duplicated), shows as FAILED and makes this exit with 1.
+// figures, or whose figures fail their check (B1: every answer 2xx or not as that server answers
+// that path, no socket errors; B6: nothing lost or duplicated), shows as FAILED and makes this
+// exit with 1.
 // Usage: deno run --allow-read --allow-write=DIR report.ts DIR "MACHINE"
 // deno-lint-ignore-file no-explicit-any
 import { median } from "./support.ts";

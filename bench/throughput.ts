@@ -2,11 +2,11 @@
 // on the accepted path (a signed `test.webhook`, 200) and the rejected one (a wrong signature,
 // 401), for both functions' real shims, the TypeScript peers (bench/peers/), the contract with no
 // signature check (the ceiling: it answers the rejected path's event with 422) and a bare
-// `Deno.serve` (200 to both). Every server runs at once; the runs alternate server by server, ROUNDS times, so
-// a slow moment of the machine falls on all of them. Prints one JSON object:
+// `Deno.serve` (200 to both). Every server runs at once; the runs alternate server by server,
+// ROUNDS times, so a slow moment of the machine falls on all of them. Prints one JSON object:
 // {"seconds", "rounds", "servers": {name: {"accepted": {"rps": [...], "requests", "unexpected",
-// "socket_errors"}, "rejected": {...}}}}; `unexpected` counts answers of another status than the
-// one that server gives on that path.
+// "socket_errors"}, "rejected": {...}}}}. wrk counts only non-2xx answers, so `unexpected` counts
+// the answers on the wrong side of 2xx for the status that server gives on that path.
 // Usage: deno run --allow-run --allow-net --allow-read --allow-env bench/throughput.ts
 import { ENV, freePort } from "./support.ts";
 
