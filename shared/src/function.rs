@@ -2,10 +2,12 @@
 //! signature verification, parsing the event envelope, and turning the handler's result or error
 //! into a response and one log line.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Capability, EdgeConfig};
@@ -219,27 +221,42 @@ async fn deliver<F: EdgeFunction>(
         .webhook_verifier()?
         .verify(&request.headers, body, context.now)?;
     log.webhook_id.clone_from(&verified.webhook_id);
-    let delivery = parse_delivery(request, body, verified.webhook_id, context.now)?;
-    log.event = Some(delivery.event.clone());
+    let (event, attempt) = read_envelope(request, body)?;
+    log.event = Some(event.clone());
 
-    let outcome = if delivery.event == TEST_EVENT {
-        Outcome::from_iter([("function".to_owned(), json!(F::NAME))])
-    } else {
-        // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm
-        // function on its first call, and `test.webhook` needs none of the handlers.
-        let handling: Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>> + '_>> =
-            Box::pin(function.handle(&delivery, config));
-        handling.await?
+    if event == TEST_EVENT {
+        let outcome = Outcome::from_iter([("function".to_owned(), json!(F::NAME))]);
+        return Ok(accepted(&event, verified.webhook_id.as_deref(), &outcome));
+    }
+    let delivery = Delivery {
+        event,
+        webhook_id: verified.webhook_id,
+        attempt,
+        payload: parse_payload(body)?,
+        received_at: context.now,
     };
-    Ok(OutgoingResponse::json(
+    // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm function
+    // on its first call, and `test.webhook` needs none of the handlers.
+    let handling: Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>> + '_>> =
+        Box::pin(function.handle(&delivery, config));
+    let outcome = handling.await?;
+    Ok(accepted(
+        &delivery.event,
+        delivery.webhook_id.as_deref(),
+        &outcome,
+    ))
+}
+
+fn accepted(event: &str, webhook_id: Option<&str>, outcome: &Outcome) -> OutgoingResponse {
+    OutgoingResponse::json(
         200,
         &Accepted {
             ok: true,
-            event: &delivery.event,
-            webhook_id: delivery.webhook_id.as_deref(),
-            outcome: &outcome,
+            event,
+            webhook_id,
+            outcome,
         },
-    ))
+    )
 }
 
 /// The 200 body: `ok`, the event and its webhook id, then the handler's outcome fields.
@@ -253,22 +270,27 @@ struct Accepted<'a> {
 }
 
 /// The envelope: a JSON object whose `event` agrees with `X-Webhook-Event` (either may be absent,
-/// not both).
-fn parse_delivery(
+/// not both), and the delivery attempt. Only `event` is taken from the body: the payload is parsed
+/// into a tree only for events a handler takes.
+fn read_envelope(
     request: &IncomingRequest,
     body: &[u8],
-    webhook_id: Option<String>,
-    received_at: i64,
-) -> Result<Delivery, EdgeError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|error| EdgeError::InvalidJson(error.to_string()))?;
-    let Value::Object(payload) = value else {
-        return Err(EdgeError::InvalidJson("expected a JSON object".to_owned()));
+) -> Result<(String, Option<u32>), EdgeError> {
+    let event = match serde_json::from_slice(body) {
+        Ok(Envelope(Some(event))) => event,
+        Ok(Envelope(None)) => return Err(not_an_object()),
+        // An array fails here too, its elements left unread; the syntax error, if any, says more.
+        Err(_) => {
+            return Err(match serde_json::from_slice::<IgnoredAny>(body) {
+                Err(syntax) => EdgeError::InvalidJson(syntax.to_string()),
+                Ok(_) => not_an_object(),
+            })
+        }
     };
-    let body_event = match payload.get("event") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(event)) if !event.trim().is_empty() => Some(event.as_str()),
-        Some(_) => {
+    let body_event = match &event {
+        Value::Null => None,
+        Value::String(event) if !event.trim().is_empty() => Some(event.as_str()),
+        _ => {
             return Err(EdgeError::invalid_field(
                 "event",
                 "must be a non-empty string",
@@ -296,13 +318,104 @@ fn parse_delivery(
             EdgeError::invalid_field("X-Webhook-Attempt", "must be a positive integer")
         })?),
     };
-    Ok(Delivery {
-        event,
-        webhook_id,
-        attempt,
-        payload,
-        received_at,
-    })
+    Ok((event, attempt))
+}
+
+/// A body [`read_envelope`] accepted, as the handlers' payload.
+fn parse_payload(body: &[u8]) -> Result<Map<String, Value>, EdgeError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(payload)) => Ok(payload),
+        Ok(_) => Err(not_an_object()),
+        Err(error) => Err(EdgeError::InvalidJson(error.to_string())),
+    }
+}
+
+fn not_an_object() -> EdgeError {
+    EdgeError::InvalidJson("expected a JSON object".to_owned())
+}
+
+/// A payload's `event` (`null` when it has none), every other member skipped unbuilt; `None`
+/// when the payload is not an object.
+struct Envelope(Option<Value>);
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EnvelopeVisitor)
+    }
+}
+
+/// Takes an object, and answers `None` for anything else rather than refusing it: serde's own
+/// refusal (`invalid_type`) would link float formatting into the module, about 14 KB.
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_unit<E>(self) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Envelope, E> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Envelope, A::Error> {
+        Ok(Envelope(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Envelope, A::Error> {
+        let mut event = Value::Null;
+        // As in a parsed object, the last of repeated `event` members counts.
+        while let Some(IsEvent(is_event)) = members.next_key()? {
+            if is_event {
+                event = members.next_value()?;
+            } else {
+                members.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Envelope(Some(event)))
+    }
+}
+
+/// Whether an object key is `event`, decided without copying the key.
+struct IsEvent(bool);
+
+impl<'de> Deserialize<'de> for IsEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = IsEvent;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an object key")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IsEvent, E> {
+                Ok(IsEvent(key == "event"))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 fn health<F: EdgeFunction>(config: &EdgeConfig) -> OutgoingResponse {
@@ -600,6 +713,42 @@ mod tests {
             assert_eq!(error["code"], code, "{body}");
             assert_eq!(error["field"].as_str(), field, "{body}");
         }
+    }
+
+    #[test]
+    fn the_envelope_reads_event_as_a_parsed_object_would() {
+        let message = |body: &str| {
+            let served = serve_with(signed(body), &full_config());
+            let error = served.response.json_body().unwrap()["error"].clone();
+            (
+                served.response.status,
+                error["message"].as_str().map(str::to_owned),
+            )
+        };
+        let not_object = "request body is not valid JSON: expected a JSON object";
+        assert_eq!(message("[1,2]"), (400, Some(not_object.to_owned())));
+        assert_eq!(
+            message(r#""test.webhook""#),
+            (400, Some(not_object.to_owned()))
+        );
+        let (status, syntax) = message(r#"[1,"#);
+        assert_eq!(status, 400);
+        assert!(syntax.unwrap().contains("EOF while parsing"));
+        let (status, trailing) = message(r#"{"event":"test.webhook"} {}"#);
+        assert_eq!(status, 400);
+        assert!(trailing.unwrap().contains("trailing characters"));
+        // An escaped key is the same key; of repeated members the last counts.
+        assert_eq!(message(r#"{"\u0065vent":"test.webhook"}"#), (200, None));
+        assert_eq!(
+            message(r#"{"event":"echo.event","data":{"event":[]},"event":"test.webhook"}"#),
+            (200, None)
+        );
+        // Members the envelope skips are still checked as JSON.
+        let (status, nested) = message(r#"{"event":"test.webhook","data":[1,}"#);
+        assert_eq!(status, 400);
+        assert!(nested
+            .unwrap()
+            .starts_with("request body is not valid JSON"));
     }
 
     #[test]
