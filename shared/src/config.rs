@@ -1,4 +1,4 @@
-//! Configuration from the environment (SPEC §5). Missing or malformed settings are recorded per
+//! Configuration from the environment. Missing or malformed settings are recorded per
 //! capability, reported by `/health`, and turned into 503 `not_configured` by whoever needs them;
 //! they never crash the function and never fall back to fake data.
 
@@ -133,7 +133,7 @@ pub struct CalendarSyncConfig {
 
 type Setting<T> = Result<T, ConfigProblem>;
 
-/// Every setting of SPEC §5, read once per request from the environment.
+/// Every setting the functions read, read once per request from the environment.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     webhook: Setting<WebhookVerifier>,

@@ -1,5 +1,5 @@
-//! The one error type of the edge functions, and the one place that maps errors to HTTP
-//! (SPEC §5). Retryable versus permanent is decided here, once.
+//! The one error type of the edge functions, and the one place that maps errors to HTTP.
+//! Retryable versus permanent is decided here, once.
 
 use std::fmt;
 

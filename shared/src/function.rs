@@ -1,4 +1,4 @@
-//! The HTTP contract both functions share (SPEC §5): CORS, `/health`, method and size limits,
+//! The HTTP contract both functions share: CORS, `/health`, method and size limits,
 //! signature verification, parsing the event envelope, and turning the handler's result or error
 //! into a response and one log line.
 

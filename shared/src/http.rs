@@ -1,7 +1,7 @@
 //! Plain HTTP values the handlers are written against; the wasm seam converts JS `Request` and
 //! `Response` to and from these, so everything else is testable natively.
 
-/// Largest request body accepted (SPEC §5: 413 above it).
+/// Largest request body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The `content-type` of every JSON response.

@@ -1,4 +1,4 @@
-//! Webhook signatures (SPEC §4): Standard Webhooks v1, and the legacy TripSage hex signature
+//! Webhook signatures: Standard Webhooks v1, and the legacy TripSage hex signature
 //! behind `WEBHOOK_ALLOW_LEGACY`.
 //!
 //! Everything here is pure: the clock is an argument, so the same code runs natively and as wasm

@@ -1,4 +1,4 @@
--- What trip-events needs to be idempotent and to write e-mail (SPEC §6):
+-- What trip-events needs to be idempotent and to write e-mail:
 --  * notifications.dedup_key: `<webhook-id>:<user_id>:<type>`, unique, so a retried delivery
 --    inserting with ignore-duplicates never makes a second notification;
 --  * webhook_receipts: the deliveries a function has completed, so the same webhook-id again is

@@ -1,4 +1,4 @@
--- Embeddings for memories (SPEC §6, ai-processing): the pending-work state, the trigger that
+-- Embeddings for memories (ai-processing): the pending-work state, the trigger that
 -- asks for embeddings once per statement, and the RPCs the function claims and stores work with.
 --
 -- A memory is pending while it has no embedding, or its content changed since it was embedded
@@ -123,7 +123,7 @@ begin
 end;
 $$;
 
--- How many memories are pending and not leased (of p_memory_ids, or all).
+-- How many memories are pending, leased or not (of p_memory_ids, or all).
 create function public.count_pending_memory_embeddings(p_memory_ids bigint[] default null)
 returns bigint
 language sql

@@ -1,4 +1,4 @@
-// SPEC §5 over real HTTP: each function's real shim, loaded with its built wasm, in Deno.
+// The HTTP contract over real HTTP: each function's real shim, loaded with its built wasm, in Deno.
 // Deliveries are signed by the Standard Webhooks reference library.
 import assert from "node:assert/strict";
 import { decodeBase64, encodeHex } from "./encoding.ts";

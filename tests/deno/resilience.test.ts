@@ -1,4 +1,4 @@
-// Resilience of the whole loop (issue #7): a function process killed in the middle of a burst,
+// Resilience of the whole loop: a function process killed in the middle of a burst,
 // /rest/v1 unreachable for a while, and PostgreSQL restarted under the delivery worker. Each test
 // asserts what a user would see in the end (one invitation per collaborator, one e-mail, every
 // delivery succeeded), never how long it took; the deadlines are only for waiting.

@@ -1,4 +1,4 @@
-//! The pure core of batched OpenAI embeddings (SPEC §6, `memory.generate.embedding`): which
+//! The pure core of batched OpenAI embeddings (`memory.generate.embedding`): which
 //! memories go into which request, the request body, checking the answer, and what to do after a
 //! failed request. No I/O, no clock, no randomness: the caller passes in the time left and the
 //! jitter, and does the fetching and the writing.

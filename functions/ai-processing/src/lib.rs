@@ -1,5 +1,5 @@
 //! `ai-processing`: embeddings for `memories` and travel-preference extraction from chat for
-//! TripSage (SPEC §6). Events arrive as signed webhooks from Postgres.
+//! TripSage. Events arrive as signed webhooks from Postgres.
 
 pub mod embeddings;
 mod handlers;

@@ -1,4 +1,4 @@
-//! Travel preferences in a user's chat message (SPEC §6, `chat.message.process`): the
+//! Travel preferences in a user's chat message (`chat.message.process`): the
 //! deterministic rules used when no chat model is configured, the chat model's request
 //! (`response_format`, messages) and the parsing of its answer, and the `session_memories` text.
 //!

@@ -1,4 +1,4 @@
-//! A trip's itinerary as an RFC 5545 iCalendar document (`calendar.sync.request`, SPEC §6).
+//! A trip's itinerary as an RFC 5545 iCalendar document (`calendar.sync.request`).
 //!
 //! Pure: no I/O and no clock — the caller passes the generation time. Every time is written in
 //! UTC (`YYYYMMDDTHHMMSSZ`), so the document needs no `VTIMEZONE`.

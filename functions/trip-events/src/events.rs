@@ -1,4 +1,4 @@
-//! The events trip-events handles, parsed from their webhook payloads (SPEC §6; the payloads are
+//! The events trip-events handles, parsed from their webhook payloads (the payloads are
 //! built by the triggers and `sync_to_calendar` in `supabase/migrations/…_event_triggers.sql`).
 //! A missing or malformed field is a 400 naming it.
 

@@ -1,5 +1,5 @@
-//! `trip-events`: collaboration and booking notifications, e-mail, and calendar sync for TripSage
-//! (SPEC §6). Events arrive as signed webhooks from Postgres.
+//! `trip-events`: collaboration and booking notifications, e-mail, and calendar sync for TripSage.
+//! Events arrive as signed webhooks from Postgres.
 
 pub mod calendar;
 pub mod events;

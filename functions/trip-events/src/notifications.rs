@@ -1,4 +1,4 @@
-//! What trip-events tells people: the `notifications` rows of SPEC §6 and the invitation e-mail.
+//! What trip-events tells people: the `notifications` rows and the invitation e-mail.
 //! Pure: the handlers fetch the trip and the people, these functions decide the words.
 
 use serde_json::{json, Value};
