@@ -19,8 +19,21 @@ comment on column public.memories.embedding_lease_until is
 -- Embeddings made before this migration were made from the current content.
 update public.memories set embedding_content_hash = md5(content) where embedding is not null;
 
+-- Whether a memory needs an embedding: it has none, or its content changed since it was embedded.
+-- Every query for pending work asks this function, and the partial index below is built on it.
+-- It has no `set search_path` (its one call is schema-qualified) because a function with one is
+-- never inlined, and only an inlined predicate lets the planner prove that a query's condition
+-- implies the index's, so that the claim can use the index.
+create function public.memory_embedding_is_pending(
+  p_embedding extensions.vector, p_content text, p_embedded_content_hash text)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$ select p_embedding is null or p_embedded_content_hash is distinct from pg_catalog.md5(p_content) $$;
+
 create index memories_pending_embedding_idx on public.memories (id)
-  where embedding is null or embedding_content_hash is null;
+  where public.memory_embedding_is_pending(embedding, content, embedding_content_hash);
 
 -- Users manage their memories' content; the embedding and its bookkeeping are the function's.
 revoke update on public.memories from anon, authenticated;
@@ -101,7 +114,7 @@ begin
   with candidates as (
     select m.id from public.memories m
     where (p_memory_ids is null or m.id = any (p_memory_ids))
-      and (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+      and public.memory_embedding_is_pending(m.embedding, m.content, m.embedding_content_hash)
       and (m.embedding_lease_until is null or m.embedding_lease_until < now())
     order by m.id
     limit p_limit
@@ -133,7 +146,7 @@ set search_path = ''
 as $$
   select count(*) from public.memories m
   where (p_memory_ids is null or m.id = any (p_memory_ids))
-    and (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+    and public.memory_embedding_is_pending(m.embedding, m.content, m.embedding_content_hash)
 $$;
 
 -- Writes received vectors in one statement: p_embeddings is [{id, content_hash, embedding,
@@ -242,7 +255,7 @@ declare
   v_pending integer;
 begin
   select count(*) into v_pending from public.memories m
-  where (m.embedding is null or m.embedding_content_hash is distinct from md5(m.content))
+  where public.memory_embedding_is_pending(m.embedding, m.content, m.embedding_content_hash)
     and (m.embedding_lease_until is null or m.embedding_lease_until < now());
   if v_pending > 0 then
     perform public.dispatch_webhook_event('memory.generate.embedding',

@@ -6,7 +6,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(29);
+select plan(31);
 
 select pg_temp.create_user('ada@example.com') as ada \gset
 
@@ -60,6 +60,8 @@ create temporary table first_claim on commit drop as
   select * from pg_temp.claim(:'ids', 2);
 select is((select count(*) from first_claim), 2::bigint, 'a claim takes at most p_limit');
 select is((select count(distinct lease_id) from first_claim), 1::bigint, 'under one lease');
+select is(public.count_pending_memory_embeddings(:'ids'), 3::bigint,
+  'leased memories still count as pending');
 select is((select array_agg(content_hash order by id) from first_claim),
   (select array_agg(md5(content) order by id) from public.memories where id = any (:'ids') and id in (select id from first_claim)),
   'with the hash of the content it embeds');
@@ -69,6 +71,27 @@ select is((select count(*) from second_claim where id in (select id from first_c
   'leased memories are not handed out again');
 select is((select count(*) from second_claim), 1::bigint, 'only the one never claimed');
 select lease_id as lease from first_claim limit 1 \gset
+
+-- The pending predicate is what the partial index is built on, so the planner can use it.
+create function pg_temp.plan(p_query text)
+returns text
+language plpgsql
+as $$
+declare
+  v_line text;
+  v_plan text := '';
+begin
+  for v_line in execute 'explain ' || p_query loop
+    v_plan := v_plan || v_line || E'\n';
+  end loop;
+  return v_plan;
+end;
+$$;
+set local enable_seqscan = off;
+select matches(pg_temp.plan($$select m.id from public.memories m
+    where public.memory_embedding_is_pending(m.embedding, m.content, m.embedding_content_hash)$$),
+  'memories_pending_embedding_idx', 'pending memories are found through their partial index');
+reset enable_seqscan;
 
 -- Stores ---------------------------------------------------------------------------------------
 select id as first_id, content_hash as first_hash from first_claim order by id limit 1 \gset
