@@ -204,13 +204,40 @@ create table public.memories (
     check (memory_type in ('user_preference', 'trip_history', 'search_pattern', 'conversation_context', 'other')),
   content text not null,
   embedding extensions.vector(1536),
+  embedding_content_hash text,
+  embedding_lease_until timestamptz,
+  embedding_lease_id uuid,
   metadata jsonb not null default '{}',
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
+comment on column public.memories.embedding_content_hash is
+  'md5 of the content the embedding was computed from; differs from md5(content) when stale.';
+comment on column public.memories.embedding_lease_until is
+  'An ai-processing invocation is embedding this memory until then.';
 create index memories_user_type_idx on public.memories (user_id, memory_type);
 create index memories_embedding_hnsw_idx on public.memories
   using hnsw (embedding extensions.vector_cosine_ops) with (m = 16, ef_construction = 64);
+-- The unique (user, category, preference) a user_preference memory stands for.
+create unique index memories_user_preference_key on public.memories
+  (user_id, (metadata ->> 'category'), (metadata ->> 'preference'))
+  where memory_type = 'user_preference';
+
+-- Whether a memory needs an embedding: it has none, or its content changed since it was embedded.
+-- Every query for pending work asks this function, and the partial index below is built on it.
+-- It has no `set search_path` (its one call is schema-qualified) because a function with one is
+-- never inlined, and only an inlined predicate lets the planner prove that a query's condition
+-- implies the index's, so that the claim can use the index.
+create function public.memory_embedding_is_pending(
+  p_embedding extensions.vector, p_content text, p_embedded_content_hash text)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$ select p_embedding is null or p_embedded_content_hash is distinct from pg_catalog.md5(p_content) $$;
+
+create index memories_pending_embedding_idx on public.memories (id)
+  where public.memory_embedding_is_pending(embedding, content, embedding_content_hash);
 
 create table public.session_memories (
   id bigint generated always as identity primary key,
@@ -218,6 +245,8 @@ create table public.session_memories (
   user_id uuid not null references auth.users (id) on delete cascade,
   content text not null check (length(content) <= 8192),
   embedding extensions.vector(1536),
+  -- Session memories are made once per chat message.
+  source_message_id bigint unique references public.chat_messages (id) on delete set null,
   metadata jsonb not null default '{}',
   created_at timestamptz not null default now()
 );
@@ -234,8 +263,12 @@ create table public.notifications (
   message text not null,
   read boolean not null default false,
   metadata jsonb not null default '{}',
+  dedup_key text constraint notifications_dedup_key_key unique,
   created_at timestamptz not null default now()
 );
+comment on column public.notifications.dedup_key is
+  'Set by the edge functions (<webhook-id>:<user_id>:<type>) so that a retried delivery never makes '
+  'a second notification; null for notifications made elsewhere.';
 create index notifications_user_created_idx on public.notifications (user_id, created_at desc);
 create index notifications_user_unread_idx on public.notifications (user_id) where not read;
 

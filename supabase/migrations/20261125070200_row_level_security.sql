@@ -74,8 +74,11 @@ alter table public.search_hotels enable row level security;
 
 -- Trips: the owner and every collaborator see a trip; owner, admins and editors change it; only
 -- the owner deletes it or hands it to someone else.
+-- Ownership is checked on the row itself first: can_view_trip()'s lookup of trips cannot see a
+-- row inserted by the same statement, and an owner's `insert … returning` (supabase-js
+-- `.insert(…).select()`, PostgREST's `Prefer: return=representation`) must see the new trip.
 create policy "Trip members can view trips" on public.trips
-  for select to authenticated using (public.can_view_trip(id));
+  for select to authenticated using (user_id = (select auth.uid()) or public.can_view_trip(id));
 create policy "Users create their own trips" on public.trips
   for insert to authenticated with check (user_id = (select auth.uid()));
 create policy "Owners and editors update trips" on public.trips
@@ -193,6 +196,9 @@ create policy "Users manage their own API keys" on public.api_keys
 create policy "Users manage their own memories" on public.memories
   for all to authenticated
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+-- Users manage their memories' content; the embedding and its bookkeeping are ai-processing's.
+revoke update on table public.memories from anon, authenticated;
+grant update (user_id, memory_type, content, metadata) on table public.memories to anon, authenticated;
 create policy "Users read their own session memories" on public.session_memories
   for select to authenticated using (user_id = (select auth.uid()));
 create policy "Users delete their own session memories" on public.session_memories

@@ -67,6 +67,22 @@ alter table public.webhook_configs enable row level security;
 alter table public.webhook_logs enable row level security;
 revoke all on table public.webhook_configs, public.webhook_logs from anon, authenticated;
 
+-- The deliveries an edge function has completed, by webhook-id: the same webhook-id again is
+-- answered `{"duplicate": true}` without doing anything. Kept as long as the delivery history.
+create table public.webhook_receipts (
+  function_name text not null,
+  webhook_id text not null,
+  event text not null,
+  outcome jsonb not null default '{}',
+  received_at timestamptz not null default now(),
+  primary key (function_name, webhook_id)
+);
+comment on table public.webhook_receipts is
+  'Deliveries an edge function has completed, by Standard Webhooks webhook-id.';
+alter table public.webhook_receipts enable row level security;
+revoke all on public.webhook_receipts from anon, authenticated;
+grant select, insert, delete on public.webhook_receipts to service_role;
+
 -- Pure pieces ------------------------------------------------------------------------------------
 
 -- Standard Webhooks v1: base64 HMAC-SHA256 of "{id}.{timestamp}.{body}" under each secret's

@@ -134,6 +134,44 @@ begin
 end;
 $$;
 
+-- memories → one memory.generate.embedding per statement, with the ids that need an embedding
+-- (inserted, or whose content changed).
+
+create or replace function public.webhook_memories_changed()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_ids bigint[];
+begin
+  if tg_op = 'INSERT' then
+    select array_agg(n.id order by n.id) into v_ids from new_rows n;
+  else
+    select array_agg(n.id order by n.id) into v_ids
+    from new_rows n join old_rows o on o.id = n.id
+    where n.content is distinct from o.content;
+  end if;
+  if v_ids is not null then
+    perform public.dispatch_webhook_event('memory.generate.embedding', jsonb_build_object(
+      'event', 'memory.generate.embedding',
+      'memory_ids', to_jsonb(v_ids),
+      'timestamp', now()));
+  end if;
+  return null;
+end;
+$$;
+
+create trigger webhook_memories_inserted
+  after insert on public.memories
+  referencing new table as new_rows
+  for each statement execute function public.webhook_memories_changed();
+create trigger webhook_memories_updated
+  after update on public.memories
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function public.webhook_memories_changed();
+
 -- Calendar sync on request: sends the trip and its itinerary as calendar.sync.request; trip-events
 -- turns it into an iCalendar document. Callable by the user themself (or service_role) for a trip
 -- they can see. Returns the webhook_logs id of the delivery.
@@ -194,6 +232,7 @@ revoke execute on function
   public.webhook_trip_collaboration(),
   public.webhook_chat_message(),
   public.webhook_booking_status(),
+  public.webhook_memories_changed(),
   public.sync_to_calendar(uuid, bigint, text)
   from public, anon, authenticated;
 grant execute on function public.sync_to_calendar(uuid, bigint, text) to authenticated, service_role;

@@ -1,32 +1,10 @@
--- pg_cron jobs. Schedules are in UTC (pg_cron's clock). cron.schedule() replaces a job of the same
--- name, so re-running this migration is harmless.
-
--- Fires memory.generate.embedding when memories are waiting for an embedding, so the sweep really
--- enqueues work for ai-processing instead of only flagging rows. Returns how many are waiting.
-create or replace function public.enqueue_memory_embeddings()
-returns integer
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_pending integer;
-begin
-  select count(*) into v_pending from public.memories where embedding is null;
-  if v_pending > 0 then
-    perform public.dispatch_webhook_event('memory.generate.embedding',
-      jsonb_build_object('reason', 'sweep', 'pending', v_pending, 'timestamp', now()));
-  end if;
-  return v_pending;
-end;
-$$;
-revoke execute on function public.enqueue_memory_embeddings() from public, anon, authenticated;
-grant execute on function public.enqueue_memory_embeddings() to service_role;
+-- pg_cron jobs. Schedules are in UTC (pg_cron's clock). Each job is scheduled here and nowhere
+-- else; cron.schedule() replaces a job of the same name, so re-running this migration is harmless.
 
 select cron.schedule('process-webhook-responses', '5 seconds',
   $$select public.process_webhook_responses()$$);
 
-select cron.schedule('generate-memory-embeddings', '*/30 * * * *',
+select cron.schedule('generate-memory-embeddings', '*/5 * * * *',
   $$select public.enqueue_memory_embeddings()$$);
 
 select cron.schedule('monitor-database-health', '*/5 * * * *', $$
@@ -54,12 +32,13 @@ select cron.schedule('cleanup-expired-search-cache', '0 2 * * *', $$
   delete from public.search_hotels where expires_at < now();
 $$);
 
--- Finished deliveries are kept 30 days; dead letters stay until replayed or removed by hand.
+-- Finished deliveries and their receipts are kept 30 days; dead letters stay until replayed or removed by hand.
 -- pg_cron's own run history grows by one row per run (the collector runs every few seconds).
 select cron.schedule('cleanup-delivery-history', '30 2 * * *', $$
   delete from public.webhook_logs
   where status in ('succeeded', 'skipped', 'retried', 'replayed')
     and created_at < now() - interval '30 days';
+  delete from public.webhook_receipts where received_at < now() - interval '30 days';
   delete from cron.job_run_details where end_time < now() - interval '7 days';
 $$);
 

@@ -1,91 +1,28 @@
--- Embeddings for memories (ai-processing): the pending-work state, the trigger that
--- asks for embeddings once per statement, and the RPCs the function claims and stores work with.
+-- RPCs for the edge functions, callable by the service role only (through /rest/v1/rpc).
 --
--- A memory is pending while it has no embedding, or its content changed since it was embedded
--- (embedding_content_hash is the md5 of the content the embedding was made from). A claim leases
--- pending memories for a while (embedding_lease_id/until) with FOR UPDATE SKIP LOCKED, so two
--- invocations never take the same memory; what a failed invocation leaves behind is claimable
--- again when it releases it or its lease expires. No vector is ever written but one received.
+-- trip-events reads a user's contact details. ai-processing embeds memories: a claim leases pending
+-- memories (memory_embedding_is_pending) for a while with FOR UPDATE SKIP LOCKED, so two
+-- invocations never take the same memory; what a failed invocation leaves behind is claimable again
+-- when it releases it or its lease expires; a store writes only vectors received, for rows the lease
+-- still holds whose content is unchanged. It also upserts the preferences it finds in chat.
 
-alter table public.memories
-  add column embedding_content_hash text,
-  add column embedding_lease_until timestamptz,
-  add column embedding_lease_id uuid;
-comment on column public.memories.embedding_content_hash is
-  'md5 of the content the embedding was computed from; differs from md5(content) when stale.';
-comment on column public.memories.embedding_lease_until is
-  'An ai-processing invocation is embedding this memory until then.';
-
--- Embeddings made before this migration were made from the current content.
-update public.memories set embedding_content_hash = md5(content) where embedding is not null;
-
--- Whether a memory needs an embedding: it has none, or its content changed since it was embedded.
--- Every query for pending work asks this function, and the partial index below is built on it.
--- It has no `set search_path` (its one call is schema-qualified) because a function with one is
--- never inlined, and only an inlined predicate lets the planner prove that a query's condition
--- implies the index's, so that the claim can use the index.
-create function public.memory_embedding_is_pending(
-  p_embedding extensions.vector, p_content text, p_embedded_content_hash text)
-returns boolean
+-- A user's e-mail address and display name.
+create function public.get_user_contact(p_user_id uuid)
+returns table (email text, display_name text)
 language sql
-immutable
-parallel safe
-as $$ select p_embedding is null or p_embedded_content_hash is distinct from pg_catalog.md5(p_content) $$;
-
-create index memories_pending_embedding_idx on public.memories (id)
-  where public.memory_embedding_is_pending(embedding, content, embedding_content_hash);
-
--- Users manage their memories' content; the embedding and its bookkeeping are the function's.
-revoke update on public.memories from anon, authenticated;
-grant update (user_id, memory_type, content, metadata) on public.memories to anon, authenticated;
-
--- The unique (user, category, preference) a user_preference memory stands for.
-create unique index memories_user_preference_key on public.memories
-  (user_id, (metadata ->> 'category'), (metadata ->> 'preference'))
-  where memory_type = 'user_preference';
-
--- Session memories are made once per chat message.
-alter table public.session_memories
-  add column source_message_id bigint unique references public.chat_messages (id) on delete set null;
-
--- Trigger: one memory.generate.embedding per statement, with the ids that need an embedding ----
-
-create function public.webhook_memories_changed()
-returns trigger
-language plpgsql
+stable
 security definer
 set search_path = ''
 as $$
-declare
-  v_ids bigint[];
-begin
-  if tg_op = 'INSERT' then
-    select array_agg(n.id order by n.id) into v_ids from new_rows n;
-  else
-    select array_agg(n.id order by n.id) into v_ids
-    from new_rows n join old_rows o on o.id = n.id
-    where n.content is distinct from o.content;
-  end if;
-  if v_ids is not null then
-    perform public.dispatch_webhook_event('memory.generate.embedding', jsonb_build_object(
-      'event', 'memory.generate.embedding',
-      'memory_ids', to_jsonb(v_ids),
-      'timestamp', now()));
-  end if;
-  return null;
-end;
+  select u.email::text,
+         coalesce(nullif(trim(u.raw_user_meta_data ->> 'full_name'), ''),
+                  nullif(trim(u.raw_user_meta_data ->> 'name'), ''),
+                  split_part(u.email::text, '@', 1))
+  from auth.users u
+  where u.id = p_user_id
 $$;
-
-create trigger webhook_memories_inserted
-  after insert on public.memories
-  referencing new table as new_rows
-  for each statement execute function public.webhook_memories_changed();
-create trigger webhook_memories_updated
-  after update on public.memories
-  referencing old table as old_rows new table as new_rows
-  for each statement execute function public.webhook_memories_changed();
-
--- RPCs for ai-processing (service role only) ----------------------------------------------------
+comment on function public.get_user_contact(uuid) is
+  'E-mail address and display name of a user, for the edge functions (service role only).';
 
 -- Leases up to p_limit pending memories (of p_memory_ids, or any) for p_lease_seconds and returns
 -- {"lease_id", "memories": [{id, content, content_hash}]}. One JSON value, not rows: PostgREST's
@@ -245,7 +182,7 @@ end;
 $$;
 
 -- The sweep: one memory.generate.embedding without ids when anything is pending and unleased.
-create or replace function public.enqueue_memory_embeddings()
+create function public.enqueue_memory_embeddings()
 returns integer
 language plpgsql
 security definer
@@ -266,5 +203,21 @@ begin
 end;
 $$;
 
-select cron.schedule('generate-memory-embeddings', '*/5 * * * *',
-  $$select public.enqueue_memory_embeddings()$$);
+do $$
+declare
+  f text;
+begin
+  foreach f in array array[
+    'public.claim_memory_embeddings(bigint[], integer, integer)',
+    'public.count_pending_memory_embeddings(bigint[])',
+    'public.store_memory_embeddings(uuid, text, jsonb)',
+    'public.release_memory_embeddings(uuid)',
+    'public.upsert_user_preferences(uuid, jsonb, bigint)',
+    'public.enqueue_memory_embeddings()',
+    'public.get_user_contact(uuid)']
+  loop
+    execute format('revoke execute on function %s from public, anon, authenticated', f);
+    execute format('grant execute on function %s to service_role', f);
+  end loop;
+end;
+$$;

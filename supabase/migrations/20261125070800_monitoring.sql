@@ -151,7 +151,7 @@ as $$
          when not c.relrowsecurity then 'row level security is off'
          else 'exists, row level security on' end
   from unnest(array['notifications', 'system_metrics', 'webhook_configs', 'webhook_logs',
-                    'memories']) as t (name)
+                    'webhook_receipts', 'memories']) as t (name)
   left join pg_class c on c.relname = t.name and c.relnamespace = 'public'::regnamespace
 
   -- Event triggers
@@ -169,7 +169,9 @@ as $$
     ('flights', 'webhook_booking_status_inserted', 'booking events'),
     ('flights', 'webhook_booking_status_changed', 'booking events'),
     ('accommodations', 'webhook_booking_status_inserted', 'booking events'),
-    ('accommodations', 'webhook_booking_status_changed', 'booking events')
+    ('accommodations', 'webhook_booking_status_changed', 'booking events'),
+    ('memories', 'webhook_memories_inserted', 'memory.generate.embedding'),
+    ('memories', 'webhook_memories_updated', 'memory.generate.embedding')
   ) as t (tbl, name, event)
   left join pg_trigger tr on tr.tgname = t.name
     and tr.tgrelid = to_regclass('public.' || quote_ident(t.tbl))
