@@ -8,14 +8,12 @@ values
   ('trip_events',
    'http://127.0.0.1:54321/functions/v1/trip-events',
    'whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==',
-   array['trip.collaborator.added', 'trip.collaborator.updated', 'trip.collaborator.removed',
-         'booking.confirmed', 'booking.flights.cancelled', 'booking.accommodations.cancelled',
-         'calendar.sync.request'],
+   public.catalog_events_of('trip-events'),
    true, 10000),
   ('ai_processing',
    'http://127.0.0.1:54321/functions/v1/ai-processing',
    'whsec_dHJpcHNhZ2UtZWRnZS1sb2NhbC13ZWJob29rLXNlY3JldA==',
-   array['chat.message.process', 'memory.generate.embedding'],
+   public.catalog_events_of('ai-processing'),
    true, 30000)
 on conflict (name) do update set
   url = excluded.url,

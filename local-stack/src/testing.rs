@@ -56,6 +56,20 @@ impl TestStack {
         }
     }
 
+    /// The events the database's `event_catalog` routes to a function, emitted or not.
+    pub async fn catalog_events(&self, function_name: &str) -> std::collections::BTreeSet<String> {
+        self.db
+            .query(
+                "select event_type from public.event_catalog where function_name = $1",
+                &[&function_name],
+            )
+            .await
+            .expect("the event catalog is readable")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
     /// What every deployed function gets, pointed at this stack (no external APIs).
     pub fn function_env(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

@@ -277,7 +277,8 @@ security definer
 set search_path = ''
 as $$ select public.deliver_webhook(p_webhook_name, p_event_type, p_payload, p_attempt) $$;
 
--- Sends an event to every webhook subscribed to it (inactive ones are logged as skipped).
+-- Sends an event to every webhook subscribed to it (inactive ones are logged as skipped). Only
+-- events that the event catalog says are emitted go out; any other is logged as skipped.
 create or replace function public.dispatch_webhook_event(p_event_type text, p_payload jsonb)
 returns bigint[]
 language plpgsql
@@ -288,6 +289,14 @@ declare
   v_name text;
   v_log_ids bigint[] := '{}';
 begin
+  if not exists (select 1 from public.event_catalog e
+                 where e.event_type = p_event_type and cardinality(e.emitted_by) > 0) then
+    v_log_ids := array[public.deliver_webhook(null, p_event_type, p_payload)];
+    update public.webhook_logs
+      set error_message = format('%s is not an emitted event of the event catalog', p_event_type)
+      where id = v_log_ids[1];
+    return v_log_ids;
+  end if;
   for v_name in
     select name from public.webhook_configs where p_event_type = any (events) order by id
   loop

@@ -1,6 +1,97 @@
 -- Database events that become webhook deliveries. Each trigger builds the event's payload and
 -- hands it to dispatch_webhook_event(), which never raises: the user's change always commits.
 
+-- The event catalog: every event type TripSage knows, the function that handles it, and what
+-- emits it ("trigger:<table>.<trigger>", "function:<name>", "cron:<job>") or why nothing does.
+-- dispatch_webhook_event() sends only events emitted here; verify_automation_setup() checks each
+-- emitter exists and each emitted event has a webhook; the seed subscribes the local webhooks
+-- from it; and each function's tests compare it with the events that function handles.
+-- `test.webhook` (test_webhook()) is a diagnostic every function answers, not an event.
+create table public.event_catalog (
+  event_type text primary key check (event_type ~ '^[a-z_]+(\.[a-z_]+)+$'),
+  function_name text check (function_name in ('trip-events', 'ai-processing')),
+  emitted_by text[] not null default '{}'
+    check (array_to_string(emitted_by, ' ') ~ '^((trigger:[a-z_]+\.[a-z_]+|function:[a-z_]+|cron:[a-z-]+)( |$))*$'),
+  not_emitted_reason text,
+  description text not null,
+  constraint event_catalog_emitted_or_why
+    check ((cardinality(emitted_by) > 0) = (not_emitted_reason is null)),
+  constraint event_catalog_emitted_is_handled
+    check (cardinality(emitted_by) = 0 or function_name is not null)
+);
+comment on table public.event_catalog is
+  'Every event type: the edge function that handles it, and what emits it or why nothing does.';
+
+insert into public.event_catalog (event_type, function_name, emitted_by, not_emitted_reason, description)
+values
+  ('trip.collaborator.added', 'trip-events',
+   '{trigger:trip_collaborators.webhook_trip_collaborator_added}', null,
+   'a collaborator joined a trip: invitation notification and e-mail'),
+  ('trip.collaborator.updated', 'trip-events',
+   '{trigger:trip_collaborators.webhook_trip_collaborator_updated}', null,
+   'a collaborator''s permission level changed'),
+  ('trip.collaborator.removed', 'trip-events',
+   '{trigger:trip_collaborators.webhook_trip_collaborator_removed}', null,
+   'a collaborator left or was removed'),
+  ('booking.confirmed', 'trip-events',
+   '{trigger:flights.webhook_booking_status_inserted,trigger:flights.webhook_booking_status_changed,'
+   'trigger:accommodations.webhook_booking_status_inserted,trigger:accommodations.webhook_booking_status_changed}',
+   null, 'a flight or stay became booked (booking_type names which): the owner is told'),
+  ('booking.flights.cancelled', 'trip-events',
+   '{trigger:flights.webhook_booking_status_inserted,trigger:flights.webhook_booking_status_changed}',
+   null, 'a flight was cancelled: the owner is told'),
+  ('booking.accommodations.cancelled', 'trip-events',
+   '{trigger:accommodations.webhook_booking_status_inserted,trigger:accommodations.webhook_booking_status_changed}',
+   null, 'a stay was cancelled: the owner is told'),
+  ('calendar.sync.request', 'trip-events', '{function:sync_to_calendar}', null,
+   'a trip''s itinerary, to be posted as an iCalendar document'),
+  ('chat.message.process', 'ai-processing', '{trigger:chat_messages.webhook_chat_message_process}', null,
+   'a user''s chat message with its content: preferences and a session memory'),
+  ('memory.generate.embedding', 'ai-processing',
+   '{trigger:memories.webhook_memories_inserted,trigger:memories.webhook_memories_updated,'
+   'cron:generate-memory-embeddings}', null,
+   'memories to embed: the ids a statement changed, or none for the sweep'),
+  ('chat.message.created', 'ai-processing', '{}',
+   'a user''s message is delivered once, as chat.message.process, which carries its content; '
+   'ai-processing still accepts this name, reading the content itself',
+   'a chat message was written'),
+  ('chat.session.started', null, '{}',
+   'no function acts on a session opening; clients follow chat_sessions through realtime',
+   'a chat session was opened'),
+  ('chat.session.ended', null, '{}',
+   'no function acts on a session closing; clients follow chat_sessions through realtime',
+   'a chat session was closed'),
+  ('booking.flights.booked', null, '{}',
+   'sent as booking.confirmed, whose booking_type is flights', 'a flight became booked'),
+  ('booking.accommodations.booked', null, '{}',
+   'sent as booking.confirmed, whose booking_type is accommodations', 'a stay became booked'),
+  ('booking.flights.reserved', null, '{}',
+   'a reservation is not final: nothing is sent until it is booked or cancelled',
+   'a flight was reserved'),
+  ('booking.accommodations.reserved', null, '{}',
+   'a reservation is not final: nothing is sent until it is booked or cancelled',
+   'a stay was reserved');
+
+-- The emitted events a function handles: what its webhook subscribes to
+-- (`update webhook_configs set events = catalog_events_of('trip-events') where …`).
+create or replace function public.catalog_events_of(p_function_name text)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(array_agg(e.event_type order by e.event_type), '{}')
+  from public.event_catalog e
+  where e.function_name = p_function_name and cardinality(e.emitted_by) > 0
+$$;
+
+-- A change to the catalog is a migration: nobody edits it at run time.
+alter table public.event_catalog enable row level security;
+revoke all on table public.event_catalog from anon, authenticated, service_role;
+grant select on table public.event_catalog to service_role;
+revoke execute on function public.catalog_events_of(text) from public, anon, authenticated;
+grant execute on function public.catalog_events_of(text) to service_role;
+
 -- trip_collaborators → trip.collaborator.added | updated | removed
 create or replace function public.webhook_trip_collaboration()
 returns trigger
@@ -45,8 +136,7 @@ create trigger webhook_trip_collaborator_removed
   after delete on public.trip_collaborators
   for each row execute function public.webhook_trip_collaboration();
 
--- chat_messages → chat.message.created; a user's message also → chat.message.process (with its
--- content, for preference extraction).
+-- chat_messages → chat.message.process for a user's message, with its content.
 create or replace function public.webhook_chat_message()
 returns trigger
 language plpgsql
@@ -55,33 +145,29 @@ set search_path = ''
 as $$
 declare
   v_session public.chat_sessions;
-  v_payload jsonb;
 begin
   select * into v_session from public.chat_sessions where id = new.session_id;
-  v_payload := jsonb_build_object(
-    'event', 'chat.message.created',
+  perform public.dispatch_webhook_event('chat.message.process', jsonb_build_object(
+    'event', 'chat.message.process',
     'message_id', new.id,
     'session_id', new.session_id,
     'user_id', v_session.user_id,
     'trip_id', v_session.trip_id,
     'role', new.role,
+    'content', new.content,
     'timestamp', new.created_at,
-    'metadata', new.metadata);
-  perform public.dispatch_webhook_event('chat.message.created', v_payload);
-  if new.role = 'user' then
-    perform public.dispatch_webhook_event('chat.message.process',
-      v_payload || jsonb_build_object('event', 'chat.message.process', 'content', new.content));
-  end if;
+    'metadata', new.metadata));
   return null;
 end;
 $$;
 
-create trigger webhook_chat_message_created
+create trigger webhook_chat_message_process
   after insert on public.chat_messages
-  for each row execute function public.webhook_chat_message();
+  for each row when (new.role = 'user')
+  execute function public.webhook_chat_message();
 
--- flights / accommodations booking_status → booking.confirmed when booked,
--- booking.<table>.cancelled when cancelled, booking.<table>.reserved when reserved.
+-- flights / accommodations booking_status → booking.confirmed when booked (booking_type names the
+-- table), booking.<table>.cancelled when cancelled.
 create or replace function public.webhook_booking_status()
 returns trigger
 language plpgsql
@@ -122,13 +208,13 @@ begin
     execute format(
       'create trigger webhook_booking_status_inserted
          after insert on public.%I
-         for each row when (new.booking_status in (''reserved'', ''booked'', ''cancelled''))
+         for each row when (new.booking_status in (''booked'', ''cancelled''))
          execute function public.webhook_booking_status()', t);
     execute format(
       'create trigger webhook_booking_status_changed
          after update of booking_status on public.%I
          for each row when (old.booking_status is distinct from new.booking_status
-           and new.booking_status in (''reserved'', ''booked'', ''cancelled''))
+           and new.booking_status in (''booked'', ''cancelled''))
          execute function public.webhook_booking_status()', t);
   end loop;
 end;

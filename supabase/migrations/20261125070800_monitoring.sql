@@ -151,30 +151,34 @@ as $$
          when not c.relrowsecurity then 'row level security is off'
          else 'exists, row level security on' end
   from unnest(array['notifications', 'system_metrics', 'webhook_configs', 'webhook_logs',
-                    'webhook_receipts', 'memories']) as t (name)
+                    'webhook_receipts', 'event_catalog', 'memories']) as t (name)
   left join pg_class c on c.relname = t.name and c.relnamespace = 'public'::regnamespace
 
-  -- Event triggers
+  -- What the event catalog says emits each event: triggers and functions
   union all
-  select 'trigger:' || t.tbl || '.' || t.name,
-    case when tr.oid is null then 'missing' when tr.tgenabled = 'D' then 'warning' else 'ok' end,
-    case when tr.oid is null then 'trigger does not exist'
-         when tr.tgenabled = 'D' then 'trigger is disabled'
-         else 'fires ' || t.event end
-  from (values
-    ('trip_collaborators', 'webhook_trip_collaborator_added', 'trip.collaborator.added'),
-    ('trip_collaborators', 'webhook_trip_collaborator_updated', 'trip.collaborator.updated'),
-    ('trip_collaborators', 'webhook_trip_collaborator_removed', 'trip.collaborator.removed'),
-    ('chat_messages', 'webhook_chat_message_created', 'chat.message.created / chat.message.process'),
-    ('flights', 'webhook_booking_status_inserted', 'booking events'),
-    ('flights', 'webhook_booking_status_changed', 'booking events'),
-    ('accommodations', 'webhook_booking_status_inserted', 'booking events'),
-    ('accommodations', 'webhook_booking_status_changed', 'booking events'),
-    ('memories', 'webhook_memories_inserted', 'memory.generate.embedding'),
-    ('memories', 'webhook_memories_updated', 'memory.generate.embedding')
-  ) as t (tbl, name, event)
-  left join pg_trigger tr on tr.tgname = t.name
-    and tr.tgrelid = to_regclass('public.' || quote_ident(t.tbl))
+  select x.emitter,
+    case when x.missing then 'missing' when x.disabled then 'warning' else 'ok' end,
+    case when x.missing then split_part(x.emitter, ':', 1) || ' does not exist'
+         when x.disabled then 'trigger is disabled'
+         else 'emits ' || x.events end
+  from (
+    select o.emitter, string_agg(c.event_type, ', ' order by c.event_type) as events,
+      case split_part(o.emitter, ':', 1)
+        when 'trigger' then not exists (select 1 from pg_trigger tr
+          where tr.tgrelid = to_regclass('public.' || quote_ident(split_part(split_part(o.emitter, ':', 2), '.', 1)))
+            and tr.tgname = split_part(o.emitter, '.', 2))
+        when 'function' then not exists (select 1 from pg_proc p
+          where p.pronamespace = 'public'::regnamespace and p.proname = split_part(o.emitter, ':', 2))
+        else false
+      end as missing,
+      exists (select 1 from pg_trigger tr
+        where split_part(o.emitter, ':', 1) = 'trigger'
+          and tr.tgrelid = to_regclass('public.' || quote_ident(split_part(split_part(o.emitter, ':', 2), '.', 1)))
+          and tr.tgname = split_part(o.emitter, '.', 2) and tr.tgenabled = 'D') as disabled
+    from public.event_catalog c, unnest(c.emitted_by) as o (emitter)
+    where o.emitter not like 'cron:%'
+    group by o.emitter
+  ) x
 
   -- Scheduled jobs
   union all
@@ -190,21 +194,18 @@ as $$
                     'vacuum-tables', 'monitor-expiring-api-keys']) as t (name)
   left join cron.job j on j.jobname = t.name
 
-  -- Webhooks the triggers need: some active, signed webhook must take each event
+  -- Webhooks the emitted events need: some active, signed webhook must take each one
   union all
-  select 'webhook_event:' || t.event,
+  select 'webhook_event:' || t.event_type,
     case when w.name is null then 'missing' else 'ok' end,
     coalesce('delivered by ' || w.name, 'no active, signed webhook is subscribed')
-  from unnest(array['trip.collaborator.added', 'trip.collaborator.updated',
-                    'trip.collaborator.removed', 'booking.confirmed',
-                    'booking.flights.cancelled', 'booking.accommodations.cancelled',
-                    'calendar.sync.request', 'chat.message.process',
-                    'memory.generate.embedding']) as t (event)
+  from public.event_catalog t
   left join lateral (
     select string_agg(c.name, ', ' order by c.name) as name
     from public.webhook_configs c
-    where t.event = any (c.events) and c.is_active and c.secret is not null
-  ) w on true;
+    where t.event_type = any (c.events) and c.is_active and c.secret is not null
+  ) w on true
+  where cardinality(t.emitted_by) > 0;
 $$;
 
 revoke execute on function

@@ -26,6 +26,15 @@ const TIME_BUDGET_MS: f64 = 25_000.0;
 /// claim was then retried). 100 keep a store around a second.
 const STORE_CHUNK: usize = 100;
 
+/// Every event ai-processing handles, as the database's `event_catalog` routes them here (its
+/// tests compare the two). `chat.message.created` is not emitted by the triggers (a user's message
+/// comes once, as `chat.message.process`) but is still accepted under the original name.
+pub const EVENTS: &[&str] = &[
+    "memory.generate.embedding",
+    "chat.message.process",
+    "chat.message.created",
+];
+
 pub async fn handle(
     function: &'static str,
     delivery: &Delivery,
@@ -548,5 +557,31 @@ mod tests {
             .collect();
         assert_eq!(parsed, vector);
         assert_eq!(vector_literal(&[0.5, 2.0]), "[0.5,2.0]");
+    }
+
+    #[test]
+    fn every_listed_event_is_handled_and_no_other() {
+        use shared::{Delivery, EdgeConfig, EdgeError};
+        let unconfigured = EdgeConfig::from_env(|_| None);
+        let outcome = |event: &str| {
+            let delivery = Delivery {
+                event: event.to_owned(),
+                webhook_id: None,
+                attempt: None,
+                payload: serde_json::Map::new(),
+                received_at: 0,
+            };
+            futures::executor::block_on(super::handle("ai-processing", &delivery, &unconfigured))
+        };
+        for event in super::EVENTS {
+            assert!(
+                !matches!(outcome(event), Err(EdgeError::UnsupportedEvent(_))),
+                "{event} is listed but not handled"
+            );
+        }
+        assert!(matches!(
+            outcome("trip.collaborator.added"),
+            Err(EdgeError::UnsupportedEvent(_))
+        ));
     }
 }

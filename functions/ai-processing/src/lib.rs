@@ -3,6 +3,8 @@
 
 pub mod embeddings;
 mod handlers;
+
+pub use handlers::EVENTS;
 pub mod preferences;
 
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};

@@ -64,6 +64,18 @@ pub struct CalendarSync {
     pub items: Vec<CalendarItem>,
 }
 
+/// Every event trip-events handles, as the database's `event_catalog` routes them here (its
+/// tests compare the two).
+pub const EVENTS: &[&str] = &[
+    "trip.collaborator.added",
+    "trip.collaborator.updated",
+    "trip.collaborator.removed",
+    "booking.confirmed",
+    "booking.flights.cancelled",
+    "booking.accommodations.cancelled",
+    "calendar.sync.request",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TripEvent {
     CollaboratorAdded(Collaboration),
@@ -334,5 +346,20 @@ mod tests {
         assert_eq!(sync.items.len(), 1);
         assert_eq!(sync.items[0].location.as_deref(), Some("FCO"));
         assert_eq!(sync.trip.start_date, "2027-05-01");
+    }
+
+    #[test]
+    fn every_listed_event_is_parsed_and_no_other() {
+        for event in EVENTS {
+            let error = TripEvent::parse(event, &Map::new()).unwrap_err();
+            assert!(
+                !matches!(error, EdgeError::UnsupportedEvent(_)),
+                "{event} is listed but not parsed"
+            );
+        }
+        assert!(matches!(
+            TripEvent::parse("chat.message.process", &Map::new()),
+            Err(EdgeError::UnsupportedEvent(_))
+        ));
     }
 }

@@ -381,3 +381,13 @@ async fn calendar_sync_posts_a_signed_icalendar_document() {
     assert_eq!(events[1].get_summary(), Some("Pastéis de Belém"));
     assert!(posts[0].body.contains("DTSTART:20270602T090000Z\r\n"));
 }
+
+#[tokio::test]
+async fn the_event_catalog_routes_here_exactly_the_events_handled() {
+    let stack = Stack::start().await;
+    let handled = trip_events::events::EVENTS
+        .iter()
+        .map(|event| event.to_string())
+        .collect();
+    assert_eq!(stack.catalog_events("trip-events").await, handled);
+}

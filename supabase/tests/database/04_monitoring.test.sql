@@ -16,11 +16,11 @@ select set_eq($$select component from public.verify_automation_setup()$$,
   array['extension:uuid-ossp', 'extension:pgcrypto', 'extension:vector', 'extension:pg_cron',
     'extension:pg_net', 'extension:pg_stat_statements', 'extension:btree_gist', 'realtime',
     'table:notifications', 'table:system_metrics', 'table:webhook_configs', 'table:webhook_logs',
-    'table:webhook_receipts', 'table:memories',
+    'table:webhook_receipts', 'table:event_catalog', 'table:memories',
     'trigger:trip_collaborators.webhook_trip_collaborator_added',
     'trigger:trip_collaborators.webhook_trip_collaborator_updated',
     'trigger:trip_collaborators.webhook_trip_collaborator_removed',
-    'trigger:chat_messages.webhook_chat_message_created',
+    'trigger:chat_messages.webhook_chat_message_process', 'function:sync_to_calendar',
     'trigger:flights.webhook_booking_status_inserted', 'trigger:flights.webhook_booking_status_changed',
     'trigger:accommodations.webhook_booking_status_inserted',
     'trigger:accommodations.webhook_booking_status_changed',
@@ -41,6 +41,7 @@ select is_empty($$select * from public.verify_automation_setup() where status <>
 -- It notices what is missing.
 select cron.unschedule('vacuum-tables');
 alter table public.flights disable trigger webhook_booking_status_changed;
+drop trigger webhook_memories_updated on public.memories;
 alter publication supabase_realtime drop table public.chat_tool_calls;
 update public.webhook_configs set is_active = false where name = 'ai_processing';
 select set_eq(
@@ -48,6 +49,7 @@ select set_eq(
     where status <> 'ok'$$,
   array['cron:vacuum-tables missing: job is not scheduled',
         'trigger:flights.webhook_booking_status_changed warning: trigger is disabled',
+        'trigger:memories.webhook_memories_updated missing: trigger does not exist',
         'realtime warning: tables not published: chat_tool_calls',
         'webhook_event:chat.message.process missing: no active, signed webhook is subscribed',
         'webhook_event:memory.generate.embedding missing: no active, signed webhook is subscribed'],
