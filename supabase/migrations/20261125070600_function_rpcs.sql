@@ -164,23 +164,6 @@ as $$
             (m.metadata ->> 'confidence')::double precision, xmax = 0
 $$;
 
-do $$
-declare
-  f text;
-begin
-  foreach f in array array[
-    'public.claim_memory_embeddings(bigint[], integer, integer)',
-    'public.count_pending_memory_embeddings(bigint[])',
-    'public.store_memory_embeddings(uuid, text, jsonb)',
-    'public.release_memory_embeddings(uuid)',
-    'public.upsert_user_preferences(uuid, jsonb, bigint)']
-  loop
-    execute format('revoke execute on function %s from public, anon, authenticated', f);
-    execute format('grant execute on function %s to service_role', f);
-  end loop;
-end;
-$$;
-
 -- The sweep: one memory.generate.embedding without ids when anything is pending and unleased.
 create function public.enqueue_memory_embeddings()
 returns integer
