@@ -1,7 +1,8 @@
 -- Extensions TripSage needs. On a hosted project these are created in the `extensions` schema
 -- (pg_cron lives in `pg_catalog`, pg_net creates its own `net` schema). Server settings such as
 -- `cron.database_name` or `pg_stat_statements.track` are not migration material: hosted Supabase
--- forbids ALTER SYSTEM, so the README lists them for the dashboard instead.
+-- forbids ALTER SYSTEM, so docs/operations.md#deploying-to-a-hosted-project lists them for the
+-- dashboard.
 create schema if not exists extensions;
 
 create extension if not exists "uuid-ossp" with schema extensions;

@@ -1,5 +1,5 @@
 // The production path's own parts: the workflow linter finds what it is for, the three workflows
-// pass it and do what README "Deploying" says in that order, and scripts/set-secrets hands the
+// pass it and do what docs/operations.md#deploying-to-a-hosted-project says in that order, and scripts/set-secrets hands the
 // CLI exactly the configured values without printing them.
 import assert from "node:assert/strict";
 import { parse } from "yaml";
