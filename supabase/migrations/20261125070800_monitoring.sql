@@ -162,22 +162,24 @@ as $$
          when x.disabled then 'trigger is disabled'
          else 'emits ' || x.events end
   from (
-    select o.emitter, string_agg(c.event_type, ', ' order by c.event_type) as events,
-      case split_part(o.emitter, ':', 1)
-        when 'trigger' then not exists (select 1 from pg_trigger tr
-          where tr.tgrelid = to_regclass('public.' || quote_ident(split_part(split_part(o.emitter, ':', 2), '.', 1)))
-            and tr.tgname = split_part(o.emitter, '.', 2))
+    select e.emitter, string_agg(c.event_type, ', ' order by c.event_type) as events,
+      case e.kind
+        when 'trigger' then tr.oid is null
         when 'function' then not exists (select 1 from pg_proc p
-          where p.pronamespace = 'public'::regnamespace and p.proname = split_part(o.emitter, ':', 2))
+          where p.pronamespace = 'public'::regnamespace and p.proname = e.target)
         else false
       end as missing,
-      exists (select 1 from pg_trigger tr
-        where split_part(o.emitter, ':', 1) = 'trigger'
-          and tr.tgrelid = to_regclass('public.' || quote_ident(split_part(split_part(o.emitter, ':', 2), '.', 1)))
-          and tr.tgname = split_part(o.emitter, '.', 2) and tr.tgenabled = 'D') as disabled
-    from public.event_catalog c, unnest(c.emitted_by) as o (emitter)
-    where o.emitter not like 'cron:%'
-    group by o.emitter
+      coalesce(tr.tgenabled = 'D', false) as disabled
+    from public.event_catalog c
+    cross join lateral unnest(c.emitted_by) as o (emitter)
+    cross join lateral (select o.emitter, split_part(o.emitter, ':', 1) as kind,
+                               split_part(o.emitter, ':', 2) as target) e
+    -- `trigger:<table>.<name>`: one lookup says whether it exists and whether it is enabled
+    left join pg_trigger tr on e.kind = 'trigger'
+      and tr.tgrelid = to_regclass('public.' || quote_ident(split_part(e.target, '.', 1)))
+      and tr.tgname = split_part(e.target, '.', 2)
+    where e.kind <> 'cron'
+    group by e.emitter, e.kind, e.target, tr.oid, tr.tgenabled
   ) x
 
   -- Scheduled jobs

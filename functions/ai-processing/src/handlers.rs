@@ -26,26 +26,41 @@ const TIME_BUDGET_MS: f64 = 25_000.0;
 /// claim was then retried). 100 keep a store around a second.
 const STORE_CHUNK: usize = 100;
 
-/// Every event ai-processing handles, as the database's `event_catalog` routes them here (its
-/// tests compare the two). `chat.message.created` is not emitted by the triggers (a user's message
-/// comes once, as `chat.message.process`) but is still accepted under the original name.
-pub const EVENTS: &[&str] = &[
-    "memory.generate.embedding",
-    "chat.message.process",
-    "chat.message.created",
+/// The work an event asks for.
+#[derive(Clone, Copy)]
+enum Work {
+    Embeddings,
+    Chat,
+}
+
+/// Every event ai-processing handles and the work it asks for: the one place an event name is
+/// written. The database's `event_catalog` routes exactly these here (its tests compare the two).
+/// `chat.message.created` is not emitted by the triggers (a user's message comes once, as
+/// `chat.message.process`) but is still accepted under the original name.
+const ROUTES: &[(&str, Work)] = &[
+    ("memory.generate.embedding", Work::Embeddings),
+    ("chat.message.process", Work::Chat),
+    ("chat.message.created", Work::Chat),
 ];
+
+/// Every event ai-processing handles.
+pub fn events() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|(event, _)| *event)
+}
 
 pub async fn handle(
     function: &'static str,
     delivery: &Delivery,
     config: &EdgeConfig,
 ) -> Result<Outcome, EdgeError> {
-    match delivery.event.as_str() {
-        "memory.generate.embedding" => embed_memories(delivery, config).await,
-        "chat.message.process" | "chat.message.created" => {
-            process_chat(function, delivery, config).await
-        }
-        other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
+    let event = delivery.event.as_str();
+    let (_, work) = ROUTES
+        .iter()
+        .find(|(name, _)| *name == event)
+        .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
+    match work {
+        Work::Embeddings => embed_memories(delivery, config).await,
+        Work::Chat => process_chat(function, delivery, config).await,
     }
 }
 
@@ -573,7 +588,7 @@ mod tests {
             };
             futures::executor::block_on(super::handle("ai-processing", &delivery, &unconfigured))
         };
-        for event in super::EVENTS {
+        for event in super::events() {
             assert!(
                 !matches!(outcome(event), Err(EdgeError::UnsupportedEvent(_))),
                 "{event} is listed but not handled"

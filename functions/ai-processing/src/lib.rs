@@ -4,7 +4,7 @@
 pub mod embeddings;
 mod handlers;
 
-pub use handlers::EVENTS;
+pub use handlers::events;
 pub mod preferences;
 
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};

@@ -404,8 +404,7 @@ async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
 #[tokio::test]
 async fn the_event_catalog_routes_here_exactly_the_events_handled() {
     let stack = TestStack::start().await;
-    let handled = ai_processing::EVENTS
-        .iter()
+    let handled = ai_processing::events()
         .map(|event| event.to_string())
         .collect();
     assert_eq!(stack.catalog_events("ai-processing").await, handled);

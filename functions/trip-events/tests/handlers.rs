@@ -385,8 +385,7 @@ async fn calendar_sync_posts_a_signed_icalendar_document() {
 #[tokio::test]
 async fn the_event_catalog_routes_here_exactly_the_events_handled() {
     let stack = Stack::start().await;
-    let handled = trip_events::events::EVENTS
-        .iter()
+    let handled = trip_events::events::events()
         .map(|event| event.to_string())
         .collect();
     assert_eq!(stack.catalog_events("trip-events").await, handled);
