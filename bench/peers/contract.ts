@@ -117,7 +117,7 @@ async function route(request: Request, path: string, check: SignatureCheck, log:
 /** Serves the function on PORT with one signature check. */
 export function serveFunction(check: SignatureCheck) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  Deno.serve({ port }, async (request) => {
+  Deno.serve({ hostname: "127.0.0.1", port }, async (request) => {
     const started = performance.now();
     const requestId = crypto.randomUUID().slice(0, 18).replace("-", "");
     const path = new URL(request.url).pathname;

@@ -56,7 +56,7 @@ Deno.test("delivery: a function answering 503 is retried with the same webhook-i
   await Deno.writeTextFile(
     `${project}/supabase/functions/flaky/index.ts`,
     `const seen: string[] = [];
-Deno.serve({ port: Number(Deno.env.get("PORT")) }, async (request) => {
+Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")) }, async (request) => {
   if (new URL(request.url).pathname.endsWith("/health")) return new Response("ok");
   await request.text();
   seen.push(request.headers.get("webhook-id") + " " + request.headers.get("x-webhook-attempt"));

@@ -111,7 +111,9 @@ export interface StackOptions {
   healthHeaders?: Record<string, string>;
 }
 
-export async function startStack(options: StackOptions = {}): Promise<Server & { api: string }> {
+export async function startStack(
+  options: StackOptions = {},
+): Promise<Server & { api: string; pid: number }> {
   const port = freePort();
   const { child, output, stop } = spawn(`${ROOT}target/debug/local-stack`, [
     "--port",
@@ -130,7 +132,7 @@ export async function startStack(options: StackOptions = {}): Promise<Server & {
       throw error;
     });
   }
-  return { url: `${api}/functions/v1`, api, output, stop };
+  return { url: `${api}/functions/v1`, api, pid: child.pid, output, stop };
 }
 
 export interface SignedDelivery {

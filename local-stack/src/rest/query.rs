@@ -142,7 +142,7 @@ impl QueryPlan {
                     } else {
                         Logic::And
                     };
-                    plan.conditions.push(parse_group(negated, logic, value)?);
+                    plan.conditions.push(parse_group(negated, logic, value, 1)?);
                 }
                 _ if argument_names.iter().any(|name| name == key) => {
                     plan.arguments.push((key.to_owned(), value.to_owned()));
@@ -161,7 +161,7 @@ fn parse_error(message: impl Into<String>, details: impl Into<String>) -> ApiErr
 fn parse_count(key: &str, value: &str) -> Result<u64, ApiError> {
     value.parse().map_err(|_| {
         parse_error(
-            format!("\"failed to parse {key} parameter ({value})\""),
+            format!("\"failed to parse {key} parameter ({})\"", quoted(value)),
             "expected a non-negative integer",
         )
     })
@@ -177,7 +177,7 @@ fn checked_name<'a>(name: &'a str, context: &str) -> Result<&'a str, ApiError> {
     if bad {
         return Err(parse_error(
             format!("\"failed to parse {context}\""),
-            format!("invalid column name `{name}`"),
+            format!("invalid column name `{}`", quoted(name)),
         ));
     }
     if name.contains("->") {
@@ -206,7 +206,7 @@ fn parse_select(value: &str) -> Result<Vec<SelectItem>, ApiError> {
         let raw = raw.trim();
         if raw.contains('(') {
             return Err(parse_error(
-                format!("\"failed to parse select parameter ({value})\""),
+                format!("\"failed to parse select parameter ({})\"", quoted(value)),
                 "resource embedding is not supported by the local stack",
             ));
         }
@@ -248,7 +248,7 @@ fn checked_type(name: &str) -> Result<String, ApiError> {
     } else {
         Err(parse_error(
             "\"failed to parse select parameter\"",
-            format!("invalid cast type `{name}`"),
+            format!("invalid cast type `{}`", quoted(name)),
         ))
     }
 }
@@ -272,9 +272,10 @@ fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ApiError> {
                     "nullslast" => order.nulls_first = Some(false),
                     other => {
                         return Err(parse_error(
-                            format!("\"failed to parse order ({value})\""),
+                            format!("\"failed to parse order ({})\"", quoted(value)),
                             format!(
-                                "unexpected `{other}`, expected asc, desc, nullsfirst or nullslast"
+                                "unexpected `{}`, expected asc, desc, nullsfirst or nullslast",
+                                quoted(other)
                             ),
                         ))
                     }
@@ -294,7 +295,7 @@ fn parse_filter(column: &str, value: &str) -> Result<Condition, ApiError> {
     };
     let failed = || {
         parse_error(
-            format!("\"failed to parse filter ({value})\""),
+            format!("\"failed to parse filter ({})\"", quoted(value)),
             "expected [not.]<operator>.<value> with operator one of eq, neq, gt, gte, lt, lte, \
              like, ilike, match, imatch, is, in, cs, cd, ov",
         )
@@ -330,11 +331,41 @@ fn parse_list(raw: &str) -> Option<Vec<String>> {
     Some(split_top_level(inner).into_iter().map(unquote).collect())
 }
 
+/// How deeply `and(…)` / `or(…)` groups may nest, counting the top-level `or=` / `and=` as 1.
+/// Each level is a recursion here, in the SQL writer and in the tree's drop: without a limit a
+/// query string of a few kilobytes overflows the stack.
+pub const MAX_LOGIC_DEPTH: usize = 32;
+
+/// How much of a caller's value an error message quotes.
+const QUOTE_LIMIT: usize = 200;
+
+/// `value` for an error message: at most [`QUOTE_LIMIT`] characters.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTE_LIMIT) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
 /// `(cond,cond,…)` where each condition is `column.[not.]op.value` or a nested `[not.]and(…)` /
-/// `[not.]or(…)`.
-fn parse_group(negated: bool, logic: Logic, value: &str) -> Result<Condition, ApiError> {
-    let failed =
-        |detail: String| parse_error(format!("\"failed to parse logic tree ({value})\""), detail);
+/// `[not.]or(…)`, at nesting level `depth`.
+fn parse_group(
+    negated: bool,
+    logic: Logic,
+    value: &str,
+    depth: usize,
+) -> Result<Condition, ApiError> {
+    let failed = |detail: String| {
+        parse_error(
+            format!("\"failed to parse logic tree ({})\"", quoted(value)),
+            detail,
+        )
+    };
+    if depth > MAX_LOGIC_DEPTH {
+        return Err(failed(format!(
+            "logic trees nest at most {MAX_LOGIC_DEPTH} levels deep"
+        )));
+    }
     let inner = value
         .strip_prefix('(')
         .and_then(|v| v.strip_suffix(')'))
@@ -352,12 +383,12 @@ fn parse_group(negated: bool, logic: Logic, value: &str) -> Result<Condition, Ap
         .find(|(prefix, _, _)| item.starts_with(prefix));
         if let Some((prefix, negated, logic)) = nested {
             let group = &item[prefix.len() - 1..];
-            conditions.push(parse_group(negated, logic, group)?);
+            conditions.push(parse_group(negated, logic, group, depth + 1)?);
             continue;
         }
         let (column, filter) = item
             .split_once('.')
-            .ok_or_else(|| failed(format!("`{item}` is not column.operator.value")))?;
+            .ok_or_else(|| failed(format!("`{}` is not column.operator.value", quoted(item))))?;
         conditions.push(parse_filter(column, filter)?);
     }
     Ok(Condition::Group {
@@ -407,6 +438,8 @@ fn unquote(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn plan(query: &str) -> QueryPlan {
@@ -558,5 +591,114 @@ mod tests {
             let error = QueryPlan::parse(query, &[]).unwrap_err();
             assert_eq!(error.code, "PGRST100", "{query}");
         }
+    }
+
+    fn depth_of(condition: &Condition) -> usize {
+        match condition {
+            Condition::Compare { .. } => 0,
+            Condition::Group { conditions, .. } => {
+                1 + conditions.iter().map(depth_of).max().unwrap_or(0)
+            }
+        }
+    }
+
+    fn leaves(condition: &Condition) -> usize {
+        match condition {
+            Condition::Compare { .. } => 1,
+            Condition::Group { conditions, .. } => conditions.iter().map(leaves).sum(),
+        }
+    }
+
+    /// A query string whose logic tree nests one level per `kinds` entry (negated, logic), each
+    /// level holding `width` comparisons and then the next level.
+    fn nested(kinds: &[(bool, Logic)], width: usize) -> String {
+        let name = |(negated, logic): (bool, Logic)| {
+            let logic = match logic {
+                Logic::And => "and",
+                Logic::Or => "or",
+            };
+            if negated {
+                format!("not.{logic}")
+            } else {
+                logic.to_owned()
+            }
+        };
+        let mut inner = String::new();
+        for (level, kind) in kinds.iter().enumerate().rev() {
+            let mut items: Vec<String> = (0..width).map(|i| format!("c{i}.eq.{level}")).collect();
+            if !inner.is_empty() {
+                items.push(inner);
+            }
+            let group = format!("({})", items.join(","));
+            inner = if level == 0 {
+                format!("{}={group}", name(*kind))
+            } else {
+                format!("{}{group}", name(*kind))
+            };
+        }
+        inner
+    }
+
+    fn kind() -> impl Strategy<Value = (bool, Logic)> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(Logic::And), Just(Logic::Or)],
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn logic_trees_parse_exactly_up_to_the_depth_limit(
+            kinds in prop::collection::vec(kind(), 1..=MAX_LOGIC_DEPTH * 2),
+            width in 1usize..4,
+        ) {
+            let query = nested(&kinds, width);
+            match QueryPlan::parse(&query, &[]) {
+                Ok(plan) => {
+                    prop_assert!(kinds.len() <= MAX_LOGIC_DEPTH);
+                    prop_assert_eq!(depth_of(&plan.conditions[0]), kinds.len());
+                    prop_assert_eq!(leaves(&plan.conditions[0]), kinds.len() * width);
+                }
+                Err(error) => {
+                    prop_assert!(kinds.len() > MAX_LOGIC_DEPTH, "{query}: {error:?}");
+                    prop_assert_eq!(error.code, "PGRST100");
+                    prop_assert_eq!(
+                        error.details.as_deref(),
+                        Some("logic trees nest at most 32 levels deep")
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn wide_logic_trees_keep_every_condition(
+            kinds in prop::collection::vec(kind(), 1..4),
+            width in 1usize..2_000,
+        ) {
+            let plan = QueryPlan::parse(&nested(&kinds, width), &[]).unwrap();
+            prop_assert_eq!(leaves(&plan.conditions[0]), kinds.len() * width);
+        }
+
+        #[test]
+        fn any_logic_value_parses_or_is_a_parse_error(value in r#"[()a-z.,"\\ ]{0,400}"#) {
+            for key in ["or", "not.and"] {
+                let query = format!("{key}={}", value.replace(' ', "%20"));
+                if let Err(error) = QueryPlan::parse(&query, &[]) {
+                    prop_assert_eq!(error.code, "PGRST100");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_thousands_of_levels_deep_is_refused_not_a_stack_overflow() {
+        let query = format!("or=({}a.eq.1{})", "and(".repeat(10_000), ")".repeat(10_000));
+        let error = QueryPlan::parse(&query, &[]).unwrap_err();
+        assert_eq!(error.code, "PGRST100");
+        assert!(
+            error.message.chars().count() < QUOTE_LIMIT + 50,
+            "{}",
+            error.message
+        );
     }
 }

@@ -10,5 +10,9 @@ initSync({
 const env = Deno.env.toObject();
 const handler = new Handler(env);
 
-// The edge runtime chooses the port itself; PORT serves the local stack and the tests.
-Deno.serve({ port: Number(env.PORT ?? 8000) }, (request) => handler.handle(request));
+// The edge runtime chooses where a worker listens itself; PORT serves the local stack and the tests,
+// where the function listens on loopback only, behind the gateway.
+Deno.serve(
+  { hostname: "127.0.0.1", port: Number(env.PORT ?? 8000) },
+  (request) => handler.handle(request),
+);

@@ -1,0 +1,109 @@
+// What a hostile caller found, kept fixed: each step attacks the running local stack the way the
+// finding did and checks that it now holds.
+import assert from "node:assert/strict";
+import { ANON_KEY, DB_URL, startStack } from "./support.ts";
+
+/** The process `root` and all its descendants, from /proc. */
+async function processTree(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parents.set(Number(entry.name), ppid);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  }
+  return tree;
+}
+
+/** The socket inodes the processes hold open. */
+async function socketInodes(pids: number[]): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+        const target = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(() => "");
+        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+        if (inode) inodes.add(inode);
+      }
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return inodes;
+}
+
+/** Listening TCP sockets of the machine: inode → `address:port` (the kernel's hex notation). */
+async function listeningSockets(): Promise<Map<string, string>> {
+  const sockets = new Map<string, string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const lines = (await Deno.readTextFile(table)).trim().split("\n").slice(1);
+    for (const line of lines) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === "0A") sockets.set(fields[9], fields[1]);
+    }
+  }
+  return sockets;
+}
+
+/** 127.0.0.0/8, ::1 or ::ffff:127.x.y.z, as /proc/net/tcp{,6} writes them. */
+function isLoopback(local: string): boolean {
+  const address = local.split(":")[0];
+  if (address.length === 8) return address.endsWith("7F");
+  return address === "00000000000000000000000001000000" ||
+    (address.startsWith("0000000000000000FFFF0000") && address.endsWith("7F"));
+}
+
+/** The running test database's postmaster, from its pid file. */
+async function postgresPid(): Promise<number> {
+  const dir = Deno.env.get("DB_DATA_DIR");
+  assert.ok(dir, "DB_DATA_DIR is not set: run ./scripts/test");
+  return Number((await Deno.readTextFile(`${dir}/pgdata/postmaster.pid`)).split("\n")[0]);
+}
+
+Deno.test("hardening: the local stack holds against a hostile caller", async (t) => {
+  assert.ok(DB_URL, "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test");
+  const stack = await startStack({ args: ["--db-url", DB_URL, "--offline-apis"] });
+  const anon = { apikey: ANON_KEY, Authorization: `Bearer ${ANON_KEY}` };
+  try {
+    await t.step("a logic tree thousands of levels deep is a 400, not a crash", async () => {
+      const deep = `(${"and(".repeat(4_000)}id.eq.1${")".repeat(4_000)})`;
+      const response = await fetch(`${stack.api}/rest/v1/trips?or=${deep}`, { headers: anon });
+      const body = await response.json();
+      assert.equal(response.status, 400);
+      assert.equal(body.code, "PGRST100");
+      assert.equal(body.details, "logic trees nest at most 32 levels deep");
+      const after = await fetch(`${stack.api}/rest/v1/trips?select=id&limit=1`, { headers: anon });
+      await after.body?.cancel();
+      assert.equal(after.status, 200);
+      for (const name of ["trip-events", "ai-processing"]) {
+        const health = await fetch(`${stack.url}/${name}/health`);
+        await health.body?.cancel();
+        assert.equal(health.status, 200, name);
+      }
+    });
+
+    await t.step("every socket of the stack listens on loopback only", async () => {
+      const pids = [...await processTree(stack.pid), await postgresPid()];
+      const held = await socketInodes(pids);
+      const listening = [...(await listeningSockets()).entries()]
+        .filter(([inode]) => held.has(inode));
+      // The gateway, two functions, the stand-ins and Postgres at least.
+      assert.ok(listening.length >= 5, `only ${listening.length} listening sockets found`);
+      const exposed = listening.filter(([, local]) => !isLoopback(local));
+      assert.deepEqual(exposed, [], "sockets listening beyond loopback (inode, address:port)");
+      const banner = stack.output.filter((line) => line.includes("(Deno on 127.0.0.1:"));
+      assert.equal(banner.length, 2, stack.output.join("\n"));
+    });
+  } finally {
+    await stack.stop();
+  }
+});
