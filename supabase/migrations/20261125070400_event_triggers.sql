@@ -274,8 +274,16 @@ declare
   v_trip public.trips;
   v_payload jsonb;
 begin
-  if auth.uid() is distinct from p_user_id and coalesce(auth.role(), '') <> 'service_role'
-     and auth.uid() is not null then
+  -- The user themself or the service role. A token without a user id (an `authenticated` JWT
+  -- with no `sub`, or anon) is refused; only a database session without API claims or role (the
+  -- owner in psql, which PostgREST never is) may name any user.
+  if coalesce(auth.role(), '') = 'service_role' then
+    null;
+  elsif auth.uid() is null then
+    if auth.role() is not null or current_setting('role') in ('anon', 'authenticated') then
+      raise exception 'a caller without a user id cannot sync a calendar' using errcode = '42501';
+    end if;
+  elsif auth.uid() <> p_user_id then
     raise exception 'users can only sync their own calendar' using errcode = '42501';
   end if;
 

@@ -4,7 +4,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(45);
+select plan(49);
 
 select pg_temp.create_user('owner@example.com') as owner \gset
 select pg_temp.create_user('friend@example.com') as friend \gset
@@ -141,6 +141,25 @@ select throws_ok(format('select public.sync_to_calendar(%L, %s)', :'friend', :tr
 select pg_temp.act_as(:'friend');
 select throws_ok(format('select public.sync_to_calendar(%L, %s)', :'owner', :trip), '42501', null,
   'a user cannot sync someone else''s calendar');
+select pg_temp.act_as_owner();
+select set_config('request.jwt.claims', '{"role": "authenticated", "aud": "authenticated"}', true);
+select set_config('role', 'authenticated', true);
+select throws_ok(format('select public.sync_to_calendar(%L, %s)', :'owner', :trip), '42501',
+  'a caller without a user id cannot sync a calendar',
+  'an authenticated token without sub cannot sync anyone''s calendar');
+select pg_temp.act_as_owner();
+select set_config('role', 'authenticated', true);
+select throws_ok(format('select public.sync_to_calendar(%L, %s)', :'owner', :trip), '42501',
+  'a caller without a user id cannot sync a calendar',
+  'nor the authenticated role without claims');
+select pg_temp.act_as_owner();
+select pg_temp.act_as_anon();
+select throws_ok(format('select public.sync_to_calendar(%L, %s)', :'owner', :trip), '42501', null,
+  'nor anon');
+select pg_temp.act_as_owner();
+select pg_temp.act_as_service_role();
+select lives_ok(format('select public.sync_to_calendar(%L, %s)', :'owner', :trip),
+  'the service role syncs any member''s calendar');
 select pg_temp.act_as_owner();
 
 insert into public.memories (user_id, content) values (:'owner', 'Prefers ryokans');
