@@ -247,3 +247,69 @@ async fn trigger_queues_a_request_the_shared_verifier_accepts_and_its_retry_too(
 
     db.rollback().await.unwrap();
 }
+
+/// The functions choose a status; the database's `webhook_response_is_retryable` decides from it
+/// alone whether the delivery is tried again. Every kind of error, through the real SQL: what a
+/// retry may cure is retried, what it cannot is dead-lettered at once.
+#[tokio::test]
+async fn every_error_status_gets_the_retry_decision_it_means() {
+    use shared::config::{Capability, ConfigProblem};
+    use shared::signature::SignatureError;
+    use shared::EdgeError;
+
+    let upstream = |status| EdgeError::upstream("postgrest", status, None, "x");
+    let cases: Vec<(EdgeError, bool)> = vec![
+        (EdgeError::MethodNotAllowed { allow: "POST" }, false),
+        (EdgeError::PayloadTooLarge, false),
+        (
+            EdgeError::NotConfigured {
+                capability: Capability::Email,
+                problem: ConfigProblem::Missing(vec!["RESEND_API_KEY"]),
+            },
+            true,
+        ),
+        (
+            EdgeError::Signature(SignatureError::NoMatchingSignature),
+            false,
+        ),
+        (EdgeError::InvalidJson("eof".into()), false),
+        (EdgeError::MissingField("event".into()), false),
+        (EdgeError::invalid_field("trip_id", "not a number"), false),
+        (EdgeError::UnsupportedEvent("x.y".into()), false),
+        // The upstream refused the request itself: no retry can cure it.
+        (upstream(Some(400)), false),
+        (upstream(Some(401)), false),
+        (upstream(Some(403)), false),
+        (upstream(Some(404)), false),
+        (upstream(Some(409)), false),
+        (upstream(Some(422)), false),
+        // Transient: down, rate-limited, slow, unreachable, or an answer we could not use.
+        (upstream(Some(408)), true),
+        (upstream(Some(429)), true),
+        (upstream(Some(500)), true),
+        (upstream(Some(503)), true),
+        (upstream(None), true),
+        (upstream(Some(200)), true),
+        (
+            EdgeError::Pending {
+                message: "0 done".into(),
+                retry_after_seconds: Some(2),
+            },
+            true,
+        ),
+        (EdgeError::Internal("bug".into()), true),
+    ];
+    let client = connect().await;
+    for (error, retried) in cases {
+        let status = i32::from(error.status());
+        let row = client
+            .query_one(
+                "select public.webhook_response_is_retryable($1, false, null)",
+                &[&status],
+            )
+            .await
+            .expect("webhook_response_is_retryable");
+        let decided: bool = row.get(0);
+        assert_eq!(decided, retried, "{error:?} answers {status}");
+    }
+}

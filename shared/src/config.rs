@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::error::EdgeError;
+use crate::redact;
 use crate::signature::{WebhookSecret, WebhookVerifier, DEFAULT_TOLERANCE_SECONDS};
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -142,6 +143,47 @@ pub struct EdgeConfig {
     email: Setting<EmailConfig>,
     calendar_sync: Setting<CalendarSyncConfig>,
     pub app_url: Option<String>,
+    /// Every secret value configured, for [`EdgeConfig::redact`].
+    secrets: Vec<Secret>,
+}
+
+/// The variables that hold secrets. Their values, and each part of them (the keys of a
+/// `SUPABASE_SECRET_KEYS` object, each `whsec_` secret of a list and its base64 body), are
+/// removed from any text a function writes.
+pub const SECRET_VARIABLES: [&str; 6] = [
+    "WEBHOOK_SECRET",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_SECRET_KEYS",
+    "OPENAI_API_KEY",
+    "RESEND_API_KEY",
+    "CALENDAR_SYNC_SECRET",
+];
+
+/// Shorter values are not searched for: they would cut ordinary words.
+const MIN_REDACTED_SECRET: usize = 8;
+
+/// The values of [`SECRET_VARIABLES`] and their parts, longest first.
+fn secret_values(env: &Env) -> Vec<Secret> {
+    let mut values = Vec::new();
+    for name in SECRET_VARIABLES {
+        let Some(value) = env.get(name) else { continue };
+        if let Ok(serde_json::Value::Object(keys)) = serde_json::from_str(&value) {
+            values.extend(
+                keys.values()
+                    .filter_map(|key| key.as_str())
+                    .map(str::to_owned),
+            );
+        }
+        for part in value.split([' ', ',']) {
+            values.extend(part.strip_prefix("whsec_").map(str::to_owned));
+            values.push(part.to_owned());
+        }
+        values.push(value);
+    }
+    values.retain(|value| value.len() >= MIN_REDACTED_SECRET);
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    values.dedup();
+    values.into_iter().map(Secret).collect()
 }
 
 impl EdgeConfig {
@@ -155,7 +197,14 @@ impl EdgeConfig {
             email: email_setting(&env),
             calendar_sync: calendar_setting(&env),
             app_url: env.get("APP_URL"),
+            secrets: secret_values(&env),
         }
+    }
+
+    /// `text` without any configured secret value or anything shaped like a key or token.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(Secret::expose).collect();
+        redact::without_secrets(text, &secrets)
     }
 
     pub fn webhook_verifier(&self) -> Result<&WebhookVerifier, EdgeError> {

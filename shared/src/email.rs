@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::config::EmailConfig;
 use crate::error::EdgeError;
 use crate::fetch::HttpRequest;
-use crate::upstream::send_json;
+use crate::upstream::{send_json, Quote};
 
 /// One message, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +34,10 @@ pub async fn send_email(
     let request = HttpRequest::post_json(&config.api_url, body.to_string())
         .bearer(config.api_key.expose())
         .header("idempotency-key", idempotency_key);
-    let answer = send_json("email", request).await?;
+    let answer = send_json("email", Quote::Code, request).await?;
     answer
         .get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| EdgeError::Upstream {
-            service: "email",
-            status: Some(200),
-            retry_after_seconds: None,
-            message: "the e-mail API answered without a message id".to_owned(),
-        })
+        .ok_or_else(|| EdgeError::upstream("email", Some(200), None, "no message id in the answer"))
 }

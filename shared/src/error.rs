@@ -1,12 +1,19 @@
 //! The one error type of the edge functions, and the one place that maps errors to HTTP.
-//! Retryable versus permanent is decided here, once.
+//!
+//! Whether a delivery is tried again is the sender's decision, made from the status alone by the
+//! database's `webhook_response_is_retryable` (timeouts, connection errors, 408, 429 and 5xx are
+//! retried; any other answer is dead-lettered at once). So the status chosen here says it:
+//! a failure that another attempt may cure gets a 5xx, one that no retry can cure (a bad
+//! request, a bad signature, an upstream that refused the request itself) a 4xx.
 
 use std::fmt;
 
 use serde_json::json;
 
 use crate::config::{Capability, ConfigProblem};
+use crate::function::CALLER_TEXT_LIMIT;
 use crate::http::OutgoingResponse;
+use crate::redact::clip;
 use crate::signature::SignatureError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +35,8 @@ pub enum EdgeError {
     },
     UnsupportedEvent(String),
     /// PostgREST, OpenAI, e-mail or calendar failed. `status` is the upstream's; `None` when it
-    /// could not be reached (refused, reset, timed out).
+    /// could not be reached (refused, reset, timed out). `message` describes the failure without
+    /// the service and status, which `Display` puts in front; see [`EdgeError::upstream`].
     Upstream {
         service: &'static str,
         status: Option<u16>,
@@ -53,6 +61,7 @@ impl EdgeError {
             Self::Signature(_) => 401,
             Self::InvalidJson(_) | Self::MissingField(_) | Self::InvalidField { .. } => 400,
             Self::UnsupportedEvent(_) => 422,
+            Self::Upstream { .. } if self.is_permanent() => 424,
             Self::Upstream { .. } if self.is_unavailable() => 503,
             Self::Upstream { .. } => 502,
             Self::Pending { .. } => 503,
@@ -70,6 +79,7 @@ impl EdgeError {
             Self::MissingField(_) => "missing_field",
             Self::InvalidField { .. } => "invalid_field",
             Self::UnsupportedEvent(_) => "unsupported_event",
+            Self::Upstream { .. } if self.is_permanent() => "upstream_rejected",
             Self::Upstream { .. } if self.is_unavailable() => "upstream_unavailable",
             Self::Upstream { .. } => "upstream_error",
             Self::Pending { .. } => "work_pending",
@@ -77,15 +87,59 @@ impl EdgeError {
         }
     }
 
-    /// Whether the sender should deliver the same webhook again later.
-    pub fn is_retryable(&self) -> bool {
+    /// An upstream failure; `message` says what went wrong, without the service and status.
+    pub fn upstream(
+        service: &'static str,
+        status: Option<u16>,
+        retry_after_seconds: Option<u64>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Upstream {
+            service,
+            status,
+            retry_after_seconds,
+            message: message.into(),
+        }
+    }
+
+    /// An upstream that refused the request itself (a 4xx other than 408 and 429: a foreign key
+    /// that no longer exists, a refused key, a malformed request): the same request will be
+    /// refused again, so the delivery is dead-lettered at once (424) with this reason.
+    pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::NotConfigured { .. }
-                | Self::Upstream { .. }
-                | Self::Pending { .. }
-                | Self::Internal(_)
+            Self::Upstream {
+                status: Some(status @ 400..=499),
+                ..
+            } if !matches!(status, 408 | 429)
         )
+    }
+
+    /// The same error with `redact` applied to the text that came from outside (upstream
+    /// descriptions, pending reasons, a bug's details).
+    pub fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::Upstream {
+                service,
+                status,
+                retry_after_seconds,
+                message,
+            } => Self::Upstream {
+                service,
+                status,
+                retry_after_seconds,
+                message: redact(&message),
+            },
+            Self::Pending {
+                message,
+                retry_after_seconds,
+            } => Self::Pending {
+                message: redact(&message),
+                retry_after_seconds,
+            },
+            Self::Internal(details) => Self::Internal(redact(&details)),
+            other => other,
+        }
     }
 
     /// A 400 about `field`.
@@ -171,9 +225,11 @@ impl fmt::Display for EdgeError {
             Self::InvalidField { field, reason } => {
                 write!(f, "field `{field}` is invalid: {reason}")
             }
-            Self::UnsupportedEvent(event) => {
-                write!(f, "event `{event}` is not handled by this function")
-            }
+            Self::UnsupportedEvent(event) => write!(
+                f,
+                "event `{}` is not handled by this function",
+                clip(event, CALLER_TEXT_LIMIT)
+            ),
             Self::Upstream {
                 service,
                 status,
@@ -236,7 +292,11 @@ mod tests {
                 "unsupported_event",
             ),
             (upstream(Some(500), None), 502, "upstream_error"),
-            (upstream(Some(422), None), 502, "upstream_error"),
+            (upstream(Some(422), None), 424, "upstream_rejected"),
+            (upstream(Some(409), None), 424, "upstream_rejected"),
+            (upstream(Some(401), None), 424, "upstream_rejected"),
+            (upstream(Some(408), None), 502, "upstream_error"),
+            (upstream(Some(200), None), 502, "upstream_error"),
             (upstream(None, None), 503, "upstream_unavailable"),
             (upstream(Some(504), None), 503, "upstream_unavailable"),
             (upstream(Some(429), Some(3)), 503, "upstream_unavailable"),
@@ -300,11 +360,45 @@ mod tests {
     }
 
     #[test]
-    fn only_transient_errors_are_retryable() {
-        assert!(upstream(Some(503), None).is_retryable());
-        assert!(EdgeError::Internal("x".into()).is_retryable());
-        assert!(!EdgeError::Signature(SignatureError::NoMatchingSignature).is_retryable());
-        assert!(!EdgeError::UnsupportedEvent("x".into()).is_retryable());
-        assert!(!EdgeError::MissingField("event".into()).is_retryable());
+    fn the_service_and_status_are_said_once() {
+        let error = EdgeError::upstream("postgrest", Some(409), None, "conflict: duplicate key");
+        assert_eq!(
+            error.to_string(),
+            "postgrest answered 409: conflict: duplicate key"
+        );
+        let error = EdgeError::upstream("email", None, None, "connection refused");
+        assert_eq!(
+            error.to_string(),
+            "email could not be reached: connection refused"
+        );
+    }
+
+    #[test]
+    fn redaction_reaches_every_outside_text() {
+        let echoed = "key s3cret echoed";
+        for error in [
+            EdgeError::upstream("email", Some(500), None, echoed),
+            EdgeError::Pending {
+                message: echoed.into(),
+                retry_after_seconds: None,
+            },
+            EdgeError::Internal(echoed.into()),
+        ] {
+            let redacted = error.redacted(|text| text.replace("s3cret", "[redacted]"));
+            assert!(
+                redacted.to_string().contains("key [redacted] echoed"),
+                "{redacted}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_caller_sized_event_name_is_clipped() {
+        let message = EdgeError::UnsupportedEvent("x".repeat(100_000)).to_string();
+        assert!(
+            message.len() < CALLER_TEXT_LIMIT + 100,
+            "{} bytes",
+            message.len()
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
 use crate::http::{Body, IncomingRequest, OutgoingResponse, JSON_CONTENT_TYPE};
+use crate::redact::clip;
 use crate::signature::{HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 /// Every function answers this event with 200 and does nothing else (SQL `test_webhook`).
@@ -110,7 +111,12 @@ pub struct RequestContext {
     pub request_id: String,
 }
 
-/// One line per request; never a secret, never a body.
+/// How many characters of a caller's text (path, method, event name, webhook-id) a log line or an
+/// error message carries.
+pub const CALLER_TEXT_LIMIT: usize = 200;
+
+/// One line per request; never a secret, never a body, and at most [`CALLER_TEXT_LIMIT`]
+/// characters of each field the caller chose.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestLog {
     pub level: &'static str,
@@ -151,8 +157,8 @@ pub async fn serve<F: EdgeFunction>(
         level: "info",
         function: F::NAME,
         request_id: context.request_id.clone(),
-        method: request.method.clone(),
-        path: request.path.clone(),
+        method: clip(&request.method, CALLER_TEXT_LIMIT),
+        path: clip(&request.path, CALLER_TEXT_LIMIT),
         event: None,
         webhook_id: None,
         status: 0,
@@ -162,6 +168,9 @@ pub async fn serve<F: EdgeFunction>(
     };
     let result = route(function, &request, config, context, &mut log).await;
     let mut response = result.unwrap_or_else(|error| {
+        // Upstream text has been described already; configured secrets go here, whatever put
+        // them in.
+        let error = error.redacted(|text| config.redact(text));
         log.level = if error.status() >= 500 {
             "error"
         } else {
@@ -220,9 +229,12 @@ async fn deliver<F: EdgeFunction>(
     let verified = config
         .webhook_verifier()?
         .verify(&request.headers, body, context.now)?;
-    log.webhook_id.clone_from(&verified.webhook_id);
+    log.webhook_id = verified
+        .webhook_id
+        .as_deref()
+        .map(|id| clip(id, CALLER_TEXT_LIMIT));
     let (event, attempt) = read_envelope(request, body)?;
-    log.event = Some(event.clone());
+    log.event = Some(clip(&event, CALLER_TEXT_LIMIT));
 
     if event == TEST_EVENT {
         let outcome = Outcome::from_iter([("function".to_owned(), json!(F::NAME))]);

@@ -12,6 +12,7 @@ pub mod function;
 pub mod fuzz;
 pub mod http;
 pub mod openai;
+pub mod redact;
 pub mod rest;
 pub mod signature;
 pub mod upstream;

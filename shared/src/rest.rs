@@ -9,7 +9,7 @@ use crate::config::SupabaseConfig;
 use crate::error::EdgeError;
 use crate::fetch::HttpRequest;
 use crate::function::Outcome;
-use crate::upstream::send_json;
+use crate::upstream::{send_json, Quote};
 
 const SERVICE: &str = "postgrest";
 
@@ -136,7 +136,7 @@ impl ServiceRest {
 
     /// Sends a request built with [`Self::from`] or [`Self::rpc`]; its JSON answer.
     pub async fn execute(&self, request: Builder) -> Result<Value, EdgeError> {
-        send_json(SERVICE, request.build()).await
+        send_json(SERVICE, Quote::Message, request.build()).await
     }
 
     /// Inserts `rows` (an object or an array), skipping those that conflict on the unique
@@ -166,12 +166,12 @@ impl ServiceRest {
 
 /// A 2xx answer of the wrong shape.
 fn unexpected(value: &Value) -> EdgeError {
-    EdgeError::Upstream {
-        service: SERVICE,
-        status: Some(200),
-        retry_after_seconds: None,
-        message: format!("expected an array of rows, got {}", kind(value)),
-    }
+    EdgeError::upstream(
+        SERVICE,
+        Some(200),
+        None,
+        format!("expected an array of rows, got {}", kind(value)),
+    )
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -1,7 +1,7 @@
 // What a hostile caller found, kept fixed: each step attacks the running local stack the way the
 // finding did and checks that it now holds.
 import assert from "node:assert/strict";
-import { ANON_KEY, DB_URL, startStack } from "./support.ts";
+import { ANON_KEY, DB_URL, LOCAL_WEBHOOK_SECRET, signedPost, startStack } from "./support.ts";
 
 /** The process `root` and all its descendants, from /proc. */
 async function processTree(root: number): Promise<number[]> {
@@ -102,6 +102,25 @@ Deno.test("hardening: the local stack holds against a hostile caller", async (t)
       assert.deepEqual(exposed, [], "sockets listening beyond loopback (inode, address:port)");
       const banner = stack.output.filter((line) => line.includes("(Deno on 127.0.0.1:"));
       assert.equal(banner.length, 2, stack.output.join("\n"));
+    });
+
+    await t.step("a 100 KB event name makes a log line of a bounded size", async () => {
+      const event = `trip.${"x".repeat(100_000)}`;
+      const body = JSON.stringify({ event, trip_id: 1 });
+      const response = await signedPost(`${stack.url}/trip-events`, body, {
+        secret: LOCAL_WEBHOOK_SECRET,
+      });
+      const answer = await response.json();
+      assert.equal(response.status, 422);
+      assert.ok(JSON.stringify(answer).length < 1_000, "the error message is clipped too");
+      // The function's line reaches the stack's output a moment after the answer.
+      let line: string | undefined;
+      for (let tries = 0; tries < 50 && !line; tries++) {
+        line = stack.output.find((l) => l.includes('"status":422') && l.includes("trip.xxx"));
+        if (!line) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(line, stack.output.slice(-5).join("\n"));
+      assert.ok(line.length < 2_000, `a log line of ${line.length} bytes`);
     });
   } finally {
     await stack.stop();

@@ -30,13 +30,12 @@
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::redact::{clip, without_key_shapes};
+use shared::upstream::{self, Quote};
 use shared::EdgeError;
 
 /// The name errors from the embeddings API carry in [`EdgeError::Upstream`].
 pub const SERVICE: &str = "openai";
-
-/// How much of an error body goes into a message.
-const MESSAGE_LIMIT: usize = 300;
 
 /// A memory waiting for its embedding, as the claim RPC returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -313,12 +312,7 @@ pub fn upstream_error(
     retry_after_seconds: Option<u64>,
     message: String,
 ) -> EdgeError {
-    EdgeError::Upstream {
-        service: SERVICE,
-        status,
-        retry_after_seconds,
-        message,
-    }
+    EdgeError::upstream(SERVICE, status, retry_after_seconds, message)
 }
 
 /// What to do after a failed request.
@@ -445,43 +439,21 @@ impl RetryPolicy {
     }
 }
 
-/// `OpenAI answered 429: <its message>`, or `OpenAI did not answer: <transport error>`.
-/// What went wrong, for logs and answers. A refused key's message is not repeated: OpenAI's
-/// quotes part of the key.
+/// What went wrong, for logs and answers, without the service and status (the error's `Display`
+/// puts those first): [`upstream::describe`] of the answer, or the transport's error text. A
+/// refused key is named by its variable only: OpenAI's message quotes part of the key.
 pub fn describe_failure(status: Option<u16>, body: &str) -> String {
-    let summary = match status {
-        Some(401 | 403) => "the API key was refused (check OPENAI_API_KEY)".to_owned(),
-        _ => error_summary(body),
-    };
-    let head = match status {
-        Some(status) => format!("{SERVICE} answered {status}"),
-        None => format!("{SERVICE} did not answer"),
-    };
-    if summary.is_empty() {
-        head
-    } else {
-        format!("{head}: {summary}")
+    match status {
+        Some(status @ (401 | 403)) => {
+            format!(
+                "{} (check OPENAI_API_KEY)",
+                upstream::status_description(status)
+            )
+        }
+        Some(status) => upstream::describe(status, body, Quote::Code),
+        None if body.trim().is_empty() => "no answer".to_owned(),
+        None => without_key_shapes(&clip(body.trim(), upstream::EXCERPT_LIMIT)),
     }
-}
-
-/// The error body's `error.message` (or `message`), else the body, shortened.
-fn error_summary(body: &str) -> String {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|body| {
-            body.get("error")
-                .and_then(|error| error.get("message"))
-                .or_else(|| body.get("message"))
-                .and_then(Value::as_str)
-        })
-        .unwrap_or(body)
-        .trim();
-    let mut summary: String = message.chars().take(MESSAGE_LIMIT).collect();
-    if message.chars().count() > MESSAGE_LIMIT {
-        summary.push('…');
-    }
-    summary
 }
 
 /// OpenAI's 429 for an account out of credit: `{"error":{"code":"insufficient_quota",…}}`.
@@ -1022,10 +994,7 @@ mod tests {
         else {
             panic!("expected a quota give-up, got {decision:?}");
         };
-        assert!(
-            reason.contains("You exceeded your current quota"),
-            "{reason}"
-        );
+        assert_eq!(reason, "rate limited: insufficient_quota (quota exhausted)");
     }
 
     #[test]
@@ -1148,13 +1117,12 @@ mod tests {
                 panic!("{status} should not be retried: {decision:?}");
             };
             let expected = match status {
-                401 | 403 => "the API key was refused",
-                _ => "Incorrect API key",
+                401 => "the credentials were refused (check OPENAI_API_KEY)".to_owned(),
+                403 => "the request is forbidden with these credentials (check OPENAI_API_KEY)"
+                    .to_owned(),
+                _ => format!("{}: invalid_api_key", upstream::status_description(status)),
             };
-            assert!(
-                reason.starts_with(&format!("openai answered {status}: {expected}")),
-                "{reason}"
-            );
+            assert_eq!(reason, format!("{expected} (not retryable)"));
         }
     }
 
@@ -1165,12 +1133,17 @@ mod tests {
         let RetryDecision::GiveUp { reason, .. } = decision else {
             panic!("expected a give-up");
         };
-        assert!(reason.chars().count() < MESSAGE_LIMIT + 60, "{reason}");
+        assert_eq!(
+            reason, "the request was rejected as malformed (not retryable)",
+            "a body that is not JSON is not quoted"
+        );
         assert_eq!(
             describe_failure(None, ""),
-            "openai did not answer",
+            "no answer",
             "no answer and no transport text"
         );
+        let transport = format!("connection reset {}", "x".repeat(500));
+        assert!(describe_failure(None, &transport).chars().count() <= upstream::EXCERPT_LIMIT + 1);
     }
 
     #[test]
@@ -1204,7 +1177,7 @@ mod tests {
     fn the_error_for_a_give_up_is_the_crates_upstream_error() {
         let error = upstream_error(Some(429), Some(10), "rate limited".into());
         assert_eq!(error.status(), 503);
-        assert!(error.is_retryable());
+        assert_eq!(error.to_string(), "openai answered 429: rate limited");
         assert_eq!(
             error.to_response("r").headers.get("retry-after"),
             Some("10")

@@ -170,6 +170,11 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
         rest.execute(request).await?;
     }
     if let (0, Some(error)) = (progress.embedded, &failure) {
+        // Refused for good (a refused key, a malformed request): no retry of this delivery can
+        // cure it, so the sender dead-letters it at once; the memories stay pending for the sweep.
+        if error.is_permanent() {
+            return Err(error.clone());
+        }
         // Nothing embedded: 503, so the sender retries; the reason and the counts in the message.
         let retry_after_seconds = match error {
             EdgeError::Upstream {

@@ -909,12 +909,7 @@ pub fn chat_messages(message: &str) -> Value {
 }
 
 fn malformed(message: impl Into<String>) -> EdgeError {
-    EdgeError::Upstream {
-        service: "openai",
-        status: Some(200),
-        retry_after_seconds: None,
-        message: message.into(),
-    }
+    EdgeError::upstream("openai", Some(200), None, message)
 }
 
 /// Preference text as stored: trimmed, lowercase, single spaces, at most
@@ -1493,7 +1488,11 @@ mod tests {
         ];
         for (body, expected) in cases {
             let error = parse_chat_response(&body).unwrap_err();
-            assert!(error.is_retryable());
+            assert_eq!(
+                error.status(),
+                502,
+                "an unusable answer may be better next time"
+            );
             let message = upstream_message(error);
             assert!(message.contains(expected), "{body}: {message}");
         }

@@ -7,7 +7,7 @@ use shared::config::CalendarSyncConfig;
 use shared::email::send_email;
 use shared::fetch::HttpRequest;
 use shared::rest::{Receipts, ServiceRest};
-use shared::upstream::send;
+use shared::upstream::{send, Quote};
 use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, Outcome};
 
 use crate::calendar::{self, CalendarError};
@@ -197,7 +197,7 @@ async fn post_calendar(
         ],
         body: Some(document),
     };
-    let (status, _) = send("calendar", request).await?;
+    let (status, _) = send("calendar", Quote::Code, request).await?;
     Ok(status)
 }
 

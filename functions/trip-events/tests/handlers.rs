@@ -33,6 +33,11 @@ impl Stack {
 
     /// The configuration a deployed trip-events would have, pointed at this stack.
     fn config(&self, with: &[&str]) -> EdgeConfig {
+        self.config_with(with, &[])
+    }
+
+    /// [`Stack::config`] with some variables set otherwise.
+    fn config_with(&self, with: &[&str], overrides: &[(&str, &str)]) -> EdgeConfig {
         let mut env = self.0.function_env();
         env.insert("APP_URL".into(), "https://trips.example.com".into());
         for (name, value) in self.stand_ins.function_env() {
@@ -45,6 +50,9 @@ impl Stack {
             if wanted {
                 env.insert(name, value);
             }
+        }
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
         }
         EdgeConfig::from_env(|name| env.get(name).cloned())
     }
@@ -114,6 +122,34 @@ impl Stack {
 fn now() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     i64::try_from(since.unwrap().as_secs()).unwrap()
+}
+
+/// A provider that answers every request with `status` and the whole request echoed back (its
+/// headers, the key among them, and its body): as JSON in every field a description might read,
+/// or as plain text.
+async fn echoing_provider(status: u16, as_json: bool) -> String {
+    let echo = move |headers: axum::http::HeaderMap, body: String| async move {
+        let mut echo: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}\n", value.to_str().unwrap_or_default()))
+            .collect();
+        echo.push_str(&body);
+        let status = axum::http::StatusCode::from_u16(status).unwrap();
+        if as_json {
+            let body = json!({ "message": echo, "name": echo, "error": { "message": echo, "code": echo } });
+            (
+                status,
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+        } else {
+            (status, [("content-type", "text/plain")], echo)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(echo)).await });
+    url
 }
 
 /// Runs the function's whole pipeline on `request`: status and JSON body.
@@ -389,4 +425,101 @@ async fn the_event_catalog_routes_here_exactly_the_events_handled() {
         .map(|event| event.to_string())
         .collect();
     assert_eq!(stack.catalog_events("trip-events").await, handled);
+}
+
+#[tokio::test]
+async fn providers_that_echo_the_key_and_the_request_are_never_quoted() {
+    let stack = Stack::start().await;
+    let owner = stack.user("owner@example.com", Some("Ada Echo")).await;
+    let friend = stack.user("friend-echo@example.com", None).await;
+    let trip = stack.trip(&owner, "Echo chamber").await;
+    stack
+        .sql(&format!(
+            "insert into trip_collaborators (trip_id, user_id, added_by)
+             values ({trip}, '{friend}', '{owner}');
+             insert into itinerary_items (trip_id, title, item_type, start_time)
+             values ({trip}, 'Secret garden tour', 'activity', '2027-06-02 10:00+01');
+             select set_config('request.jwt.claims', '{{\"sub\": \"{owner}\", \"role\": \"authenticated\"}}', false);
+             select sync_to_calendar('{owner}', {trip});
+             select set_config('request.jwt.claims', '', false);"
+        ))
+        .await;
+    let invitation = stack.queued("trip.collaborator.added", trip).await;
+    let calendar = stack.queued("calendar.sync.request", trip).await;
+    // Letters only, so not key-shaped: it is removed because it is configured.
+    let key = "re_only_letters_make_this_provider_key";
+    let context = RequestContext {
+        now: now(),
+        request_id: "echo".into(),
+    };
+    let cases = [
+        (
+            "email",
+            403,
+            true,
+            424,
+            "email answered 403: the request is forbidden with these credentials",
+        ),
+        (
+            "email",
+            422,
+            true,
+            424,
+            "email answered 422: the request could not be processed",
+        ),
+        ("email", 500, false, 502, "email answered 500: server error"),
+        (
+            "calendar",
+            500,
+            true,
+            502,
+            "calendar answered 500: server error",
+        ),
+        (
+            "calendar",
+            400,
+            false,
+            424,
+            "calendar answered 400: the request was rejected as malformed",
+        ),
+    ];
+    for (service, upstream_status, as_json, status, message) in cases {
+        let url = echoing_provider(upstream_status, as_json).await;
+        let (config, request, echoed) = if service == "email" {
+            let config = stack.config_with(
+                &["email"],
+                &[("EMAIL_API_URL", &url), ("RESEND_API_KEY", key)],
+            );
+            (
+                config,
+                invitation.clone(),
+                ["invited you", "friend-echo@example.com", key],
+            )
+        } else {
+            let config = stack.config_with(&["calendar"], &[("CALENDAR_SYNC_URL", &url)]);
+            (
+                config,
+                calendar.clone(),
+                ["VCALENDAR", "Secret garden tour", "Echo chamber"],
+            )
+        };
+        let served = shared::serve(&TripEvents, request, &config, &context).await;
+        let body = String::from_utf8(served.response.body.clone()).unwrap();
+        let log = served.log.to_json();
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        let case = format!("{service} {upstream_status}");
+        assert_eq!(served.response.status, status, "{case}: {body}");
+        assert_eq!(parsed["error"]["message"], message, "{case}");
+        assert_eq!(served.log.error.as_deref(), Some(message), "{case}");
+        for text in echoed
+            .iter()
+            .chain(&["webhook-signature", "authorization", "Bearer"])
+        {
+            assert!(
+                !body.contains(text),
+                "{case}: {text} in the response {body}"
+            );
+            assert!(!log.contains(text), "{case}: {text} in the log line {log}");
+        }
+    }
 }
