@@ -37,7 +37,7 @@ pub async fn handle(
         delivery,
     };
     let result = match read_trip(&rest, event.trip_id()).await? {
-        None => outcome([("skipped", json!("trip_not_found"))]),
+        None => skipped("trip_not_found"),
         Some(trip) => handler.apply(&event, &trip).await?,
     };
     if let Some(webhook_id) = &delivery.webhook_id {
@@ -59,18 +59,45 @@ impl Handler<'_> {
         self.delivery.webhook_id.as_deref()
     }
 
+    /// Acts on what the database says now, not on what the payload says: a delivery may be
+    /// stale (the row changed since the trigger fired) or, signed with a leaked secret, forged.
+    /// What no longer holds is `skipped` with the reason.
     async fn apply(&self, event: &TripEvent, trip: &Trip) -> Result<Outcome, EdgeError> {
         let id = self.webhook_id();
         match event {
-            TripEvent::CollaboratorAdded(collaboration) => self.invite(trip, collaboration).await,
+            TripEvent::CollaboratorAdded(collaboration) => {
+                // The level the invitation names is the row's.
+                match collaborator_level(self.rest, collaboration).await? {
+                    None => Ok(skipped("not_a_collaborator")),
+                    Some(level) => {
+                        let current = Collaboration {
+                            permission_level: level,
+                            ..collaboration.clone()
+                        };
+                        self.invite(trip, &current).await
+                    }
+                }
+            }
             TripEvent::CollaboratorUpdated {
                 collaboration,
                 old_level,
             } => match notifications::level_change(trip, collaboration, old_level, id) {
-                None => Ok(outcome([("skipped", json!("level_unchanged"))])),
-                Some(notification) => self.notified(&notification).await,
+                None => Ok(skipped("level_unchanged")),
+                Some(notification) => match collaborator_level(self.rest, collaboration).await? {
+                    None => Ok(skipped("not_a_collaborator")),
+                    Some(level) if level != collaboration.permission_level => {
+                        Ok(skipped("level_changed_since"))
+                    }
+                    Some(_) => self.notified(&notification).await,
+                },
             },
             TripEvent::CollaboratorRemoved(collaboration) => {
+                if collaborator_level(self.rest, collaboration)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(skipped("still_a_collaborator"));
+                }
                 self.notified(&notifications::removal(trip, collaboration, id))
                     .await
             }
@@ -82,7 +109,12 @@ impl Handler<'_> {
                 self.notified(&notifications::booking(trip, booking, false, id))
                     .await
             }
-            TripEvent::CalendarSync(sync) => self.sync_calendar(sync).await,
+            TripEvent::CalendarSync(sync) => {
+                if !is_member(self.rest, trip, &sync.user_id).await? {
+                    return Ok(skipped("not_a_member"));
+                }
+                self.sync_calendar(sync).await
+            }
         }
     }
 
@@ -199,6 +231,41 @@ async fn post_calendar(
     };
     let (status, _) = send("calendar", Quote::Code, request).await?;
     Ok(status)
+}
+
+fn skipped(reason: &str) -> Outcome {
+    outcome([("skipped", json!(reason))])
+}
+
+/// The collaborator's level on the trip, if `collaboration.user_id` is one.
+async fn collaborator_level(
+    rest: &ServiceRest,
+    collaboration: &Collaboration,
+) -> Result<Option<String>, EdgeError> {
+    let request = rest
+        .from("trip_collaborators")
+        .select("permission_level")
+        .eq("trip_id", collaboration.trip_id.to_string())
+        .eq("user_id", &collaboration.user_id);
+    let rows = rest.rows(request).await?;
+    Ok(rows
+        .first()
+        .and_then(|row| row.get("permission_level"))
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
+/// Whether `user_id` owns the trip or collaborates on it.
+async fn is_member(rest: &ServiceRest, trip: &Trip, user_id: &str) -> Result<bool, EdgeError> {
+    if trip.owner_id == user_id {
+        return Ok(true);
+    }
+    let request = rest
+        .from("trip_collaborators")
+        .select("user_id")
+        .eq("trip_id", trip.id.to_string())
+        .eq("user_id", user_id);
+    Ok(!rest.rows(request).await?.is_empty())
 }
 
 async fn read_trip(rest: &ServiceRest, trip_id: i64) -> Result<Option<Trip>, EdgeError> {

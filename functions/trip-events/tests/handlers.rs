@@ -152,6 +152,21 @@ async fn echoing_provider(status: u16, as_json: bool) -> String {
     url
 }
 
+/// A delivery of `body` signed with the stack's webhook secret, as a forger holding it would send.
+fn signed(webhook_id: &str, body: &Value) -> IncomingRequest {
+    let secret = shared::WebhookSecret::parse(keys::WEBHOOK_SECRET).unwrap();
+    let body = body.to_string();
+    let timestamp = now();
+    IncomingRequest::new("POST", "/trip-events")
+        .with_header("webhook-id", webhook_id)
+        .with_header("webhook-timestamp", &timestamp.to_string())
+        .with_header(
+            "webhook-signature",
+            &secret.sign(webhook_id, timestamp, body.as_bytes()),
+        )
+        .with_body(body)
+}
+
 /// Runs the function's whole pipeline on `request`: status and JSON body.
 async fn deliver(config: &EdgeConfig, request: IncomingRequest) -> (u16, Value) {
     let context = RequestContext {
@@ -522,4 +537,122 @@ async fn providers_that_echo_the_key_and_the_request_are_never_quoted() {
             assert!(!log.contains(text), "{case}: {text} in the log line {log}");
         }
     }
+}
+
+#[tokio::test]
+async fn stale_and_forged_deliveries_act_on_what_the_database_says() {
+    let stack = Stack::start().await;
+    let owner = stack.user("owner@example.com", Some("Owner")).await;
+    let member = stack.user("member-f@example.com", None).await;
+    let outsider = stack.user("outsider-f@example.com", None).await;
+    let trip = stack.trip(&owner, "Trust the rows").await;
+    let config = stack.config(&["email", "calendar"]);
+    let collaboration = |event: &str, user: &str, level: &str| {
+        json!({ "event": event, "trip_id": trip, "user_id": user, "added_by": owner,
+                "permission_level": level, "old_permission_level": "view" })
+    };
+
+    // Stale: the collaborator was removed before the invitation was delivered.
+    stack
+        .sql(&format!(
+            "insert into trip_collaborators (trip_id, user_id, added_by, permission_level)
+             values ({trip}, '{member}', '{owner}', 'view')"
+        ))
+        .await;
+    let stale = stack.queued("trip.collaborator.added", trip).await;
+    stack
+        .sql(&format!(
+            "delete from trip_collaborators where trip_id = {trip} and user_id = '{member}'"
+        ))
+        .await;
+    let (status, body) = deliver(&config, stale).await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("not_a_collaborator")),
+        "{body}"
+    );
+
+    // Forged: an invitation for someone who is not on the trip, a removal of someone who still
+    // is, a calendar for someone who is no member.
+    let forged = signed(
+        &format!("msg_forged_add_{trip}"),
+        &collaboration("trip.collaborator.added", &outsider, "admin"),
+    );
+    let (status, body) = deliver(&config, forged).await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("not_a_collaborator")),
+        "{body}"
+    );
+    stack
+        .sql(&format!(
+            "insert into trip_collaborators (trip_id, user_id, added_by, permission_level)
+             values ({trip}, '{member}', '{owner}', 'view')"
+        ))
+        .await;
+    let forged = signed(
+        &format!("msg_forged_remove_{trip}"),
+        &collaboration("trip.collaborator.removed", &member, "view"),
+    );
+    let (status, body) = deliver(&config, forged).await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("still_a_collaborator")),
+        "{body}"
+    );
+    let forged = signed(
+        &format!("msg_forged_update_{trip}"),
+        &collaboration("trip.collaborator.updated", &member, "admin"),
+    );
+    let (status, body) = deliver(&config, forged).await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("level_changed_since")),
+        "{body}"
+    );
+    let forged_calendar = json!({
+        "event": "calendar.sync.request", "user_id": outsider, "trip_id": trip,
+        "calendar_service": "ics", "trip_name": "Trust the rows", "destination": "Lisbon",
+        "start_date": "2027-06-01", "end_date": "2027-06-07",
+        "items": [{ "id": 1, "title": "Forged", "item_type": "activity",
+                    "start_time": "2027-06-02T10:00:00+01:00",
+                    "updated_at": "2027-05-01T00:00:00Z" }],
+    });
+    let (status, body) = deliver(
+        &config,
+        signed(&format!("msg_forged_cal_{trip}"), &forged_calendar),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("not_a_member")),
+        "{body}"
+    );
+    assert!(stack
+        .stand_ins
+        .calendar_posts()
+        .iter()
+        .all(|post| !post.body.contains("Forged")));
+    assert!(stack.notifications(&outsider).await.is_empty());
+    assert!(stack.emails_to("outsider-f@example.com").is_empty());
+
+    // An invitation whose payload claims more than the row gives names the row's level.
+    let inflated = signed(
+        &format!("msg_inflated_{trip}"),
+        &collaboration("trip.collaborator.added", &member, "admin"),
+    );
+    let (status, body) = deliver(&config, inflated).await;
+    assert_eq!(status, 200, "{body}");
+    let notifications = stack.notifications(&member).await;
+    assert_eq!(
+        notifications.len(),
+        1,
+        "only the invitation: the removal and update were skipped"
+    );
+    assert_eq!(notifications[0].2["permission_level"], "view");
+    assert!(
+        notifications[0].1.ends_with("with view access."),
+        "{}",
+        notifications[0].1
+    );
 }
