@@ -5,21 +5,32 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::json;
 
 use local_stack::keys;
 use local_stack::rest::RestApi;
 
 const FUNCTIONS_PREFIX: &str = "/functions/v1/";
+
+/// The largest request head (request line and headers) the gateway takes; a larger one is
+/// answered 431 before anything is forwarded.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
+/// Connections to the functions kept open for reuse: at most this many idle per function, each
+/// closed after [`IDLE_CONNECTION_TIMEOUT`] unused, so a burst leaves no file descriptors behind.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Headers that describe one connection, not the message, and so are not forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -51,17 +62,40 @@ impl Gateway {
     pub fn new(functions: BTreeMap<String, Upstream>) -> Self {
         Self {
             functions: Arc::new(functions),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+                .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+                .pool_timer(TokioTimer::new())
+                .build_http(),
         }
     }
 
     pub fn router(self, rest: Option<RestApi>) -> Router {
         let functions = Router::new().fallback(route).with_state(self);
-        match rest {
+        let router = match rest {
             Some(rest) => rest.router().merge(functions),
             None => functions,
-        }
+        };
+        router.layer(middleware::from_fn(limit_head))
     }
+}
+
+/// 431 for a request head over [`MAX_REQUEST_HEAD_BYTES`], counted as on the wire.
+async fn limit_head(request: Request, next: Next) -> Response {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 11;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line + headers > MAX_REQUEST_HEAD_BYTES {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_head_too_large",
+            &format!("the request line and headers exceed {MAX_REQUEST_HEAD_BYTES} bytes"),
+        );
+    }
+    next.run(request).await
 }
 
 async fn route(State(gateway): State<Gateway>, request: Request) -> Response {

@@ -61,10 +61,18 @@ pub enum JwtError {
     Malformed,
     BadSignature,
     Expired,
+    /// `nbf` is still ahead.
+    NotYetValid,
+    /// `iat` is ahead.
+    IssuedInFuture,
 }
 
-/// Checks an HS256 JWT against the local secret (signature, then `exp` against `now`, in Unix
-/// seconds) and returns its claims.
+/// The clock skew PostgREST allows on `exp`, `nbf` and `iat`.
+pub const JWT_CLOCK_SKEW_SECONDS: i64 = 30;
+
+/// Checks an HS256 JWT against the local secret (the signature, then `exp`, `nbf` and `iat`
+/// against `now` in Unix seconds, each with PostgREST's [`JWT_CLOCK_SKEW_SECONDS`]) and returns
+/// its claims. Like PostgREST without `jwt-aud`, `aud` is not checked.
 pub fn verify_jwt(token: &str, now: i64) -> Result<serde_json::Value, JwtError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
@@ -90,12 +98,20 @@ pub fn verify_jwt(token: &str, now: i64) -> Result<serde_json::Value, JwtError> 
     mac.verify_slice(&signature)
         .map_err(|_| JwtError::BadSignature)?;
     let claims = decode_json(payload)?;
-    match claims.get("exp").map(serde_json::Value::as_i64) {
-        None => Ok(claims),
-        Some(Some(exp)) if exp > now => Ok(claims),
-        Some(Some(_)) => Err(JwtError::Expired),
-        Some(None) => Err(JwtError::Malformed),
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value.as_i64().map(Some).ok_or(JwtError::Malformed),
+    };
+    if time("exp")?.is_some_and(|exp| now - JWT_CLOCK_SKEW_SECONDS >= exp) {
+        return Err(JwtError::Expired);
     }
+    if time("nbf")?.is_some_and(|nbf| nbf > now + JWT_CLOCK_SKEW_SECONDS) {
+        return Err(JwtError::NotYetValid);
+    }
+    if time("iat")?.is_some_and(|iat| iat > now + JWT_CLOCK_SKEW_SECONDS) {
+        return Err(JwtError::IssuedInFuture);
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -129,9 +145,26 @@ mod tests {
         let now = 1_800_000_000;
         let claims = verify_jwt(&role_key("anon"), now).unwrap();
         assert_eq!(claims["role"], "anon");
+        // PostgREST's 30 s of clock skew on each time claim.
+        assert!(verify_jwt(&role_key("anon"), DEMO_EXPIRY + 29).is_ok());
         assert_eq!(
-            verify_jwt(&role_key("anon"), DEMO_EXPIRY),
+            verify_jwt(&role_key("anon"), DEMO_EXPIRY + 30),
             Err(JwtError::Expired)
+        );
+        let later =
+            |claim: &str, at: i64| sign_jwt(&format!(r#"{{"role":"anon","{claim}":{at}}}"#));
+        assert!(verify_jwt(&later("nbf", now + 30), now).is_ok());
+        assert_eq!(
+            verify_jwt(&later("nbf", now + 31), now),
+            Err(JwtError::NotYetValid)
+        );
+        assert_eq!(
+            verify_jwt(&later("iat", now + 31), now),
+            Err(JwtError::IssuedInFuture)
+        );
+        assert_eq!(
+            verify_jwt(&sign_jwt(r#"{"role":"anon","nbf":"later"}"#), now),
+            Err(JwtError::Malformed)
         );
         assert_eq!(
             verify_jwt(&sign_jwt(r#"{"role":"anon","exp":"soon"}"#), now),

@@ -1,7 +1,22 @@
 // What a hostile caller found, kept fixed: each step attacks the running local stack the way the
 // finding did and checks that it now holds.
 import assert from "node:assert/strict";
-import { ANON_KEY, DB_URL, LOCAL_WEBHOOK_SECRET, signedPost, startStack } from "./support.ts";
+import {
+  ANON_KEY,
+  DB_URL,
+  LOCAL_WEBHOOK_SECRET,
+  signedPost,
+  signJwt,
+  standardHeaders,
+  startStack,
+} from "./support.ts";
+
+/** Open file descriptors of process `pid`. */
+async function descriptors(pid: number): Promise<number> {
+  let count = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) count++;
+  return count;
+}
 
 /** The process `root` and all its descendants, from /proc. */
 async function processTree(root: number): Promise<number[]> {
@@ -121,6 +136,93 @@ Deno.test("hardening: the local stack holds against a hostile caller", async (t)
       }
       assert.ok(line, stack.output.slice(-5).join("\n"));
       assert.ok(line.length < 2_000, `a log line of ${line.length} bytes`);
+    });
+
+    await t.step(
+      "one set of limits: 431 for a large head, 413 for a large /rest/v1 body",
+      async () => {
+        for (const size of [100_000, 500_000]) {
+          const pad = "x".repeat(size);
+          for (const url of [`${stack.url}/trip-events`, `${stack.api}/rest/v1/trips`]) {
+            const response = await fetch(url, {
+              method: "POST",
+              headers: { ...anon, "x-pad": pad },
+              body: "{}",
+            }).catch((error) => error);
+            assert.ok(response instanceof Response, `${size} B head to ${url}: ${response}`);
+            await response.body?.cancel();
+            assert.equal(response.status, 431, `${size} B head to ${url}`);
+          }
+        }
+        // Oversized signature headers, 40 at once: refused at the gateway, never a 502.
+        const body = '{"event":"test.webhook"}';
+        const huge = standardHeaders(body, { secret: LOCAL_WEBHOOK_SECRET });
+        huge["webhook-signature"] = `v1,${"A".repeat(480_000)}`;
+        const statuses = await Promise.all(
+          Array.from({ length: 40 }, async () => {
+            const response = await fetch(`${stack.url}/trip-events`, {
+              method: "POST",
+              headers: huge,
+              body,
+            }).catch(() => null);
+            await response?.body?.cancel();
+            return response?.status ?? 0;
+          }),
+        );
+        assert.deepEqual([...new Set(statuses)], [431]);
+        const large = await fetch(`${stack.api}/rest/v1/trips`, {
+          method: "POST",
+          headers: { ...anon, "content-type": "application/json" },
+          body: `[${'{"name":"x"},'.repeat(2_000_000)}{"name":"x"}]`,
+        });
+        assert.equal(large.status, 413);
+        assert.deepEqual(await large.json(), { message: "Request size limit exceeded" });
+      },
+    );
+
+    await t.step("JWT time claims are checked as PostgREST checks them", async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const cases: [Record<string, unknown>, string][] = [
+        [{ role: "anon", nbf: now + 120 }, "JWT not yet valid"],
+        [{ role: "anon", iat: now + 120 }, "JWT issued at future"],
+        [{ role: "anon", exp: now - 60 }, "JWT expired"],
+      ];
+      for (const [claims, message] of cases) {
+        const token = await signJwt(claims);
+        const response = await fetch(`${stack.api}/rest/v1/trips?select=id&limit=1`, {
+          headers: { apikey: ANON_KEY, Authorization: `Bearer ${token}` },
+        });
+        const body = await response.json();
+        assert.equal(response.status, 401, JSON.stringify(claims));
+        assert.deepEqual([body.code, body.message], ["PGRST303", message]);
+      }
+      const token = await signJwt({ role: "anon", nbf: now - 5, iat: now - 5, exp: now + 60 });
+      const valid = await fetch(`${stack.api}/rest/v1/trips?select=id&limit=1`, {
+        headers: { apikey: ANON_KEY, Authorization: `Bearer ${token}` },
+      });
+      await valid.body?.cancel();
+      assert.equal(valid.status, 200);
+    });
+
+    await t.step("idle connections to the functions are closed after a burst", async () => {
+      const before = await descriptors(stack.pid);
+      // The burst's own connections to the gateway are closed with its client: what stays open
+      // after it is the gateway's, to the functions.
+      const client = Deno.createHttpClient({});
+      await Promise.all(Array.from({ length: 200 }, async () => {
+        const response = await fetch(`${stack.url}/trip-events/health`, { client });
+        await response.body?.cancel();
+      }));
+      client.close();
+      let after = await descriptors(stack.pid);
+      for (let tries = 0; tries < 100 && after > before + 10; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await descriptors(stack.pid);
+      }
+      assert.ok(
+        after <= before + 10,
+        `${before} file descriptors before the burst, ${after} after`,
+      );
     });
   } finally {
     await stack.stop();

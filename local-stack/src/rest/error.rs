@@ -113,9 +113,9 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "PGRST301", message)
     }
 
-    /// PGRST303: the JWT's `exp` has passed.
-    pub fn jwt_expired() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "PGRST303", "JWT expired")
+    /// PGRST303: the JWT's `exp` has passed, or its `nbf` or `iat` is ahead.
+    pub fn jwt_time(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "PGRST303", message)
     }
 
     /// PGRST000: the database could not be reached.

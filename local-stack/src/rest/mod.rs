@@ -123,11 +123,22 @@ impl RestApi {
     }
 }
 
+/// The largest request body `/rest/v1` reads. A larger one is refused with 413 before it is read,
+/// in the shape of the API gateway that refuses it in front of PostgREST on a hosted project.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 async fn serve(State(api): State<RestApi>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(_) => return ApiError::invalid_body("the body could not be read").into_response(),
+        Err(_) => {
+            let message = "Request size limit exceeded";
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(serde_json::json!({ "message": message })),
+            )
+                .into_response();
+        }
     };
     let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
     let incoming = Incoming {
@@ -651,7 +662,9 @@ fn authenticate(headers: &HeaderMap, query: &str, now: i64) -> Result<Caller, Ap
         });
     };
     let claims = keys::verify_jwt(token.trim(), now).map_err(|error| match error {
-        JwtError::Expired => ApiError::jwt_expired(),
+        JwtError::Expired => ApiError::jwt_time("JWT expired"),
+        JwtError::NotYetValid => ApiError::jwt_time("JWT not yet valid"),
+        JwtError::IssuedInFuture => ApiError::jwt_time("JWT issued at future"),
         JwtError::BadSignature => ApiError::invalid_jwt("JWSError JWSInvalidSignature"),
         JwtError::Malformed => ApiError::invalid_jwt("JWSError (CompactDecodeError Invalid JWT)"),
     })?;
