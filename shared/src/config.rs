@@ -162,7 +162,8 @@ pub const SECRET_VARIABLES: [&str; 6] = [
 /// Shorter values are not searched for: they would cut ordinary words.
 const MIN_REDACTED_SECRET: usize = 8;
 
-/// The values of [`SECRET_VARIABLES`] and their parts, longest first.
+/// The values of [`SECRET_VARIABLES`] and their parts. Order does not matter: where one contains
+/// another, replacing either first leaves nothing of the inner one and breaks the outer.
 fn secret_values(env: &Env) -> Vec<Secret> {
     let mut values = Vec::new();
     for name in SECRET_VARIABLES {
@@ -180,10 +181,11 @@ fn secret_values(env: &Env) -> Vec<Secret> {
         }
         values.push(value);
     }
-    values.retain(|value| value.len() >= MIN_REDACTED_SECRET);
-    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-    values.dedup();
-    values.into_iter().map(Secret).collect()
+    values
+        .into_iter()
+        .filter(|value| value.len() >= MIN_REDACTED_SECRET)
+        .map(Secret)
+        .collect()
 }
 
 impl EdgeConfig {
@@ -480,6 +482,28 @@ mod tests {
         assert_eq!(config.email().unwrap().api_url, DEFAULT_EMAIL_API_URL);
         assert!(config.calendar_sync().is_ok());
         assert!(config.webhook_verifier().is_ok());
+    }
+
+    #[test]
+    fn every_configured_secret_and_its_parts_are_redacted() {
+        let config = config(&[
+            (
+                "WEBHOOK_SECRET",
+                "whsec_b2xkc2VjcmV0b2xk whsec_bmV3c2VjcmV0bmV3",
+            ),
+            (
+                "SUPABASE_SECRET_KEYS",
+                r#"{"default":"sb_secret_onlyletters"}"#,
+            ),
+            ("RESEND_API_KEY", "re_lettersonlykey"),
+            ("OPENAI_API_KEY", "short"),
+        ]);
+        let text = "echo b2xkc2VjcmV0b2xk, whsec_bmV3c2VjcmV0bmV3, sb_secret_onlyletters, \
+                    re_lettersonlykey and short";
+        assert_eq!(
+            config.redact(text),
+            "echo [redacted], whsec_[redacted], [redacted], [redacted] and short"
+        );
     }
 
     #[test]
