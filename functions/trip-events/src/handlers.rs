@@ -109,12 +109,7 @@ impl Handler<'_> {
                 self.notified(&notifications::booking(trip, booking, false, id))
                     .await
             }
-            TripEvent::CalendarSync(sync) => {
-                if !is_member(self.rest, trip, &sync.user_id).await? {
-                    return Ok(skipped("not_a_member"));
-                }
-                self.sync_calendar(sync).await
-            }
+            TripEvent::CalendarSync(sync) => self.sync_calendar(trip, sync).await,
         }
     }
 
@@ -184,7 +179,9 @@ impl Handler<'_> {
         Ok(result)
     }
 
-    async fn sync_calendar(&self, sync: &CalendarSync) -> Result<Outcome, EdgeError> {
+    /// The calendar of a member's trip. A payload that makes no valid document is a 400 whoever
+    /// sent it; a valid one for someone who is no member of the trip is skipped.
+    async fn sync_calendar(&self, trip: &Trip, sync: &CalendarSync) -> Result<Outcome, EdgeError> {
         let config = self.config.calendar_sync()?;
         let document =
             calendar::itinerary_calendar(&sync.trip, &sync.items, self.delivery.received_at)
@@ -192,6 +189,9 @@ impl Handler<'_> {
                     field,
                     reason,
                 })?;
+        if !is_member(self.rest, trip, &sync.user_id).await? {
+            return Ok(skipped("not_a_member"));
+        }
         let message_id = match self.webhook_id() {
             Some(id) => format!("{id}-calendar"),
             None => format!(
