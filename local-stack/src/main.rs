@@ -33,9 +33,6 @@ usage: local-stack [--port PORT] [--project DIR] [--env-file FILE] [--deno PATH]
                    the functions at them (wire-compatible, NOT semantic: embeddings are
                    hash-seeded vectors, chat replies are placeholders, nothing is delivered)";
 
-/// How many pg_net requests are in flight at once.
-const WORKER_PARALLELISM: usize = 32;
-
 struct Options {
     port: u16,
     project: PathBuf,
@@ -188,7 +185,7 @@ async fn run(options: Options) -> Result<(), String> {
 /// Runs the pg_net worker, connecting again a second after the database goes away.
 async fn deliver_forever(db_url: String) {
     loop {
-        if let Err(message) = pg_net_worker::run(&db_url, WORKER_PARALLELISM).await {
+        if let Err(message) = pg_net_worker::run(&db_url).await {
             eprintln!("local-stack: {message}; retrying in 1 s");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
