@@ -1,8 +1,9 @@
 -- Local development data: the webhooks of the local stack (`./scripts/start`), active and signed
 -- with the local secret that the stack also gives both functions as WEBHOOK_SECRET
 -- (local-stack/src/keys.rs). A hosted project configures its own URLs and secret instead; see
--- docs/operations.md#deploying-to-a-hosted-project. ai-processing may spend up to 25 s on a delivery (embedding batches), so its requests
--- wait 30 s before they count as timed out.
+-- docs/operations.md#deploying-to-a-hosted-project. ai-processing answers an embedding delivery at
+-- once and embeds after the answer; a chat message (with a chat model) may take longer than an
+-- event of trip-events, so its requests wait 30 s before they count as timed out.
 insert into public.webhook_configs (name, url, secret, events, is_active, timeout_milliseconds)
 values
   ('trip_events',

@@ -87,6 +87,42 @@ pub fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
         .collect()
 }
 
+/// Work a handler leaves to finish after its answer, so that a long job does not hold the sender
+/// (pg_net waits for the slowest request of a batch before recording any of its answers). The
+/// edge runtime keeps the worker alive for it (`EdgeRuntime.waitUntil`); what it ends with is
+/// logged. It must leave nothing lost if the worker dies on the way: its state lives in the
+/// database, leased, so that what it did not finish is taken up again.
+pub type Background = Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>>>>;
+
+/// What a handler made of a delivery.
+pub enum Handled {
+    /// Done: answered 200 with the outcome.
+    Done(Outcome),
+    /// Accepted: answered 202 with the outcome at once, the rest of the work in `background`.
+    Accepted {
+        outcome: Outcome,
+        background: Background,
+    },
+}
+
+impl From<Outcome> for Handled {
+    fn from(outcome: Outcome) -> Self {
+        Self::Done(outcome)
+    }
+}
+
+impl fmt::Debug for Handled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Done(outcome) => f.debug_tuple("Done").field(outcome).finish(),
+            Self::Accepted { outcome, .. } => f
+                .debug_struct("Accepted")
+                .field("outcome", outcome)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// One edge function: its name, the settings it needs, and its event handler.
 ///
 /// Handlers run on wasm's single thread, so their futures need not be `Send`.
@@ -99,7 +135,7 @@ pub trait EdgeFunction {
     const OPTIONAL: &'static [Capability];
 
     /// Handles every event but [`TEST_EVENT`]; unknown events are `EdgeError::UnsupportedEvent`.
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError>;
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError>;
 }
 
 /// Per-request facts from outside the pure core.
@@ -140,10 +176,11 @@ impl RequestLog {
     }
 }
 
-#[derive(Debug, Clone)]
 pub struct Served {
     pub response: OutgoingResponse,
     pub log: RequestLog,
+    /// Work to run after the response is sent: [`finish`] runs it.
+    pub background: Option<Background>,
 }
 
 /// Answers one request. Never panics on any input; every failure becomes a response.
@@ -166,7 +203,16 @@ pub async fn serve<F: EdgeFunction>(
         error_code: None,
         error: None,
     };
-    let result = route(function, &request, config, context, &mut log).await;
+    let mut background = None;
+    let result = route(
+        function,
+        &request,
+        config,
+        context,
+        &mut log,
+        &mut background,
+    )
+    .await;
     let mut response = result.unwrap_or_else(|error| {
         // Upstream text has been described already; configured secrets go here, whatever put
         // them in.
@@ -187,7 +233,68 @@ pub async fn serve<F: EdgeFunction>(
         .headers
         .set("x-request-id", context.request_id.as_str());
     log.status = response.status;
-    Served { response, log }
+    Served {
+        response,
+        log,
+        background,
+    }
+}
+
+/// The log line of a delivery's background work, once it has ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackgroundLog {
+    pub level: &'static str,
+    pub function: &'static str,
+    /// The request that accepted the work.
+    pub request_id: String,
+    pub event: Option<String>,
+    pub webhook_id: Option<String>,
+    pub background: &'static str,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BackgroundLog {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Runs a delivery's background work to its end and describes how it ended, redacted as a
+/// response is; `duration_ms` is left for the caller, which has the clock.
+pub async fn finish(
+    background: Background,
+    config: &EdgeConfig,
+    accepted: &RequestLog,
+) -> BackgroundLog {
+    let mut log = BackgroundLog {
+        level: "info",
+        function: accepted.function,
+        request_id: accepted.request_id.clone(),
+        event: accepted.event.clone(),
+        webhook_id: accepted.webhook_id.clone(),
+        background: "done",
+        duration_ms: 0.0,
+        outcome: None,
+        error_code: None,
+        error: None,
+    };
+    match background.await {
+        Ok(outcome) => log.outcome = Some(outcome),
+        Err(error) => {
+            let error = error.redacted(|text| config.redact(text));
+            log.level = "error";
+            log.background = "failed";
+            log.error_code = Some(error.code());
+            log.error = Some(error.to_string());
+        }
+    }
+    log
 }
 
 async fn route<F: EdgeFunction>(
@@ -196,6 +303,7 @@ async fn route<F: EdgeFunction>(
     config: &EdgeConfig,
     context: &RequestContext,
     log: &mut RequestLog,
+    background: &mut Option<Background>,
 ) -> Result<OutgoingResponse, EdgeError> {
     let is_health = request.path.trim_end_matches('/').ends_with("/health");
     match (request.method.as_str(), is_health) {
@@ -207,7 +315,7 @@ async fn route<F: EdgeFunction>(
         ("POST", false) => {
             // Its own function (see `deliver`): `/health` and `OPTIONS` do not compile it.
             let delivering: Pin<Box<dyn Future<Output = _> + '_>> =
-                Box::pin(deliver(function, request, config, context, log));
+                Box::pin(deliver(function, request, config, context, log, background));
             delivering.await
         }
         (_, false) => Err(EdgeError::MethodNotAllowed {
@@ -222,6 +330,7 @@ async fn deliver<F: EdgeFunction>(
     config: &EdgeConfig,
     context: &RequestContext,
     log: &mut RequestLog,
+    background: &mut Option<Background>,
 ) -> Result<OutgoingResponse, EdgeError> {
     let Body::Bytes(body) = &request.body else {
         return Err(EdgeError::PayloadTooLarge);
@@ -238,7 +347,12 @@ async fn deliver<F: EdgeFunction>(
 
     if event == TEST_EVENT {
         let outcome = Outcome::from_iter([("function".to_owned(), json!(F::NAME))]);
-        return Ok(accepted(&event, verified.webhook_id.as_deref(), &outcome));
+        return Ok(accepted(
+            200,
+            &event,
+            verified.webhook_id.as_deref(),
+            &outcome,
+        ));
     }
     let delivery = Delivery {
         event,
@@ -249,19 +363,34 @@ async fn deliver<F: EdgeFunction>(
     };
     // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm function
     // on its first call, and `test.webhook` needs none of the handlers.
-    let handling: Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>> + '_>> =
+    let handling: Pin<Box<dyn Future<Output = Result<Handled, EdgeError>> + '_>> =
         Box::pin(function.handle(&delivery, config));
-    let outcome = handling.await?;
+    let (status, outcome) = match handling.await? {
+        Handled::Done(outcome) => (200, outcome),
+        Handled::Accepted {
+            outcome,
+            background: work,
+        } => {
+            *background = Some(work);
+            (202, outcome)
+        }
+    };
     Ok(accepted(
+        status,
         &delivery.event,
         delivery.webhook_id.as_deref(),
         &outcome,
     ))
 }
 
-fn accepted(event: &str, webhook_id: Option<&str>, outcome: &Outcome) -> OutgoingResponse {
+fn accepted(
+    status: u16,
+    event: &str,
+    webhook_id: Option<&str>,
+    outcome: &Outcome,
+) -> OutgoingResponse {
     OutgoingResponse::json(
-        200,
+        status,
         &Accepted {
             ok: true,
             event,
@@ -271,7 +400,7 @@ fn accepted(event: &str, webhook_id: Option<&str>, outcome: &Outcome) -> Outgoin
     )
 }
 
-/// The 200 body: `ok`, the event and its webhook id, then the handler's outcome fields.
+/// The 200 (or 202) body: `ok`, the event and its webhook id, then the handler's outcome fields.
 #[derive(Serialize)]
 struct Accepted<'a> {
     ok: bool,
@@ -508,14 +637,30 @@ mod tests {
             &self,
             delivery: &Delivery,
             config: &EdgeConfig,
-        ) -> Result<Outcome, EdgeError> {
+        ) -> Result<Handled, EdgeError> {
             match delivery.event.as_str() {
                 "echo.event" => {
                     config.supabase()?;
-                    Ok(Outcome::from_iter([(
+                    Ok(Handled::Done(Outcome::from_iter([(
                         "echoed".to_owned(),
                         Value::Object(delivery.payload.clone()),
-                    )]))
+                    )])))
+                }
+                // Accepted at once, finished later; `fail` makes the later part fail with the
+                // service role key in its message.
+                "echo.later" => {
+                    let fail = delivery.payload.contains_key("fail");
+                    let key = config.supabase()?.service_role_key.expose().to_owned();
+                    Ok(Handled::Accepted {
+                        outcome: outcome([("background", json!("echo"))]),
+                        background: Box::pin(async move {
+                            if fail {
+                                Err(EdgeError::Internal(format!("gave up holding {key}")))
+                            } else {
+                                Ok(outcome([("finished", json!(true))]))
+                            }
+                        }),
+                    })
                 }
                 other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
             }
@@ -813,5 +958,36 @@ mod tests {
         for secret in ["MfKQ9r8G", "service-role-value", "passport-123"] {
             assert!(!line.contains(secret), "{secret} in {line}");
         }
+    }
+
+    #[test]
+    fn accepted_work_answers_202_and_finishes_after_the_answer() {
+        let config = full_config();
+        let served = serve_with(signed(r#"{"event":"echo.later"}"#), &config);
+        assert_eq!(served.response.status, 202);
+        let body: Value = serde_json::from_slice(&served.response.body).unwrap();
+        assert_eq!(
+            (&body["ok"], &body["background"]),
+            (&json!(true), &json!("echo"))
+        );
+        let background = served.background.expect("work left for later");
+        let log = futures::executor::block_on(finish(background, &config, &served.log));
+        assert_eq!((log.level, log.background), ("info", "done"));
+        assert_eq!(log.outcome.unwrap()["finished"], true);
+        assert_eq!(log.request_id, "req-1");
+        assert_eq!(log.event.as_deref(), Some("echo.later"));
+
+        let served = serve_with(signed(r#"{"event":"echo.later","fail":1}"#), &config);
+        assert_eq!(served.response.status, 202, "the failure comes later");
+        let log =
+            futures::executor::block_on(finish(served.background.unwrap(), &config, &served.log));
+        assert_eq!((log.level, log.background), ("error", "failed"));
+        let line = log.to_json();
+        assert!(line.contains("gave up holding"), "{line}");
+        assert!(!line.contains("service-role-value"), "redacted: {line}");
+
+        let served = serve_with(signed(r#"{"event":"echo.event"}"#), &config);
+        assert_eq!(served.response.status, 200);
+        assert!(served.background.is_none());
     }
 }

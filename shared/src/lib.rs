@@ -21,6 +21,9 @@ pub mod wasm;
 
 pub use config::{Capability, EdgeConfig};
 pub use error::EdgeError;
-pub use function::{is_uuid, outcome, serve, Delivery, EdgeFunction, Outcome, RequestContext};
+pub use function::{
+    finish, is_uuid, outcome, serve, Background, Delivery, EdgeFunction, Handled, Outcome,
+    RequestContext,
+};
 pub use http::{IncomingRequest, OutgoingResponse};
 pub use signature::{WebhookSecret, WebhookVerifier};

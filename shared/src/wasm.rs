@@ -24,7 +24,10 @@ use web_sys::{ReadableStreamDefaultReader, Response, ResponseInit};
 pub use web_sys::Request;
 
 use crate::config::EdgeConfig;
-use crate::function::{serve, EdgeFunction, RequestContext, REQUEST_HEADERS, RESPONSE_CONSTANTS};
+use crate::function::{
+    finish, serve, Background, EdgeFunction, RequestContext, RequestLog, REQUEST_HEADERS,
+    RESPONSE_CONSTANTS,
+};
 use crate::http::{url_path, Body, Headers, IncomingRequest, OutgoingResponse, MAX_BODY_BYTES};
 use crate::signature::{HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE};
 
@@ -35,6 +38,10 @@ pub struct Worker<F> {
     console: JsValue,
     console_log: Function,
     strings: JsStrings,
+    /// `EdgeRuntime` and its `waitUntil`, which keeps the worker alive for background work: on
+    /// the hosted edge runtime. Elsewhere (plain Deno, a browser) the work simply runs on.
+    edge_runtime: JsValue,
+    wait_until: Option<Function>,
     /// Request ids: this worker's random prefix and a count, unique without asking JS each time.
     id_prefix: u32,
     requests: Cell<u32>,
@@ -46,11 +53,18 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         let config = EdgeConfig::from_env(|name| env_var(env, name));
         let console = Reflect::get(&js_sys::global(), &"console".into()).unwrap_or_default();
         let console_log = method_of(&console, "log");
+        let edge_runtime =
+            Reflect::get(&js_sys::global(), &"EdgeRuntime".into()).unwrap_or_default();
+        let wait_until = Reflect::get(&edge_runtime, &"waitUntil".into())
+            .ok()
+            .and_then(|wait_until| wait_until.dyn_into::<Function>().ok());
         Self {
             function,
             config,
             console,
             console_log,
+            edge_runtime,
+            wait_until,
             strings: JsStrings::default(),
             id_prefix: (js_sys::Math::random() * f64::from(u32::MAX)) as u32,
             requests: Cell::new(0),
@@ -93,7 +107,11 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         }
     }
 
-    async fn serve(&self, incoming: IncomingRequest, started: f64) -> Result<Response, JsValue> {
+    async fn serve(
+        self: &Rc<Self>,
+        incoming: IncomingRequest,
+        started: f64,
+    ) -> Result<Response, JsValue> {
         let context = RequestContext {
             now: (started / 1000.0).floor() as i64,
             request_id: self.new_request_id(),
@@ -102,7 +120,27 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
         let line = JsValue::from(served.log.to_json());
         queue_microtask(self.console_log.bind1(&self.console, &line).unchecked_ref());
+        if let Some(background) = served.background.take() {
+            self.run_in_background(background, served.log.clone());
+        }
         write_response(&served.response, &self.strings)
+    }
+
+    /// Runs a delivery's background work after its answer, under `EdgeRuntime.waitUntil` where
+    /// there is one, and logs how it ended.
+    fn run_in_background(self: &Rc<Self>, background: Background, accepted: RequestLog) {
+        let worker = Rc::clone(self);
+        let started = js_sys::Date::now();
+        let running = future_to_promise(async move {
+            let mut log = finish(background, &worker.config, &accepted).await;
+            log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
+            let line = JsValue::from(log.to_json());
+            worker.console_log.call1(&worker.console, &line)?;
+            Ok(JsValue::UNDEFINED)
+        });
+        if let Some(wait_until) = &self.wait_until {
+            let _ = wait_until.call1(&self.edge_runtime, &running);
+        }
     }
 }
 
@@ -379,6 +417,32 @@ pub mod test_support {
     use web_sys::{Request, RequestInit, Response};
 
     use crate::signature::WebhookSecret;
+
+    /// Installs an `EdgeRuntime` whose `waitUntil` keeps what it is given, as the hosted edge
+    /// runtime's does, for a `Handler` made afterwards; [`settle`] waits for what it kept.
+    pub fn edge_runtime() -> std::rc::Rc<std::cell::RefCell<Vec<Promise>>> {
+        use wasm_bindgen::closure::Closure;
+        let kept = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let keep = std::rc::Rc::clone(&kept);
+        let wait_until: Closure<dyn FnMut(JsValue)> = Closure::new(move |promise: JsValue| {
+            keep.borrow_mut().push(promise.unchecked_into::<Promise>());
+        });
+        let runtime = Object::new();
+        Reflect::set(&runtime, &"waitUntil".into(), &wait_until.into_js_value()).unwrap();
+        Reflect::set(&js_sys::global(), &"EdgeRuntime".into(), &runtime).unwrap();
+        kept
+    }
+
+    /// Waits for every promise `waitUntil` has kept so far; how many there were.
+    pub async fn settle(kept: &std::cell::RefCell<Vec<Promise>>) -> usize {
+        let promises: Vec<Promise> = kept.borrow_mut().drain(..).collect();
+        for promise in &promises {
+            JsFuture::from(promise.clone())
+                .await
+                .expect("background work settles");
+        }
+        promises.len()
+    }
 
     /// The Supabase CLI's well-known local service-role key, which the local stack accepts.
     pub const LOCAL_SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";

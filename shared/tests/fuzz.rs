@@ -12,7 +12,8 @@ use shared::signature::{
     WebhookVerifier, HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use shared::{
-    serve, Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome, WebhookSecret,
+    serve, Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled, Outcome,
+    WebhookSecret,
 };
 
 fn verifier(allow_legacy: bool) -> WebhookVerifier {
@@ -125,9 +126,9 @@ impl EdgeFunction for Echo {
     const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures];
     const OPTIONAL: &'static [Capability] = &[];
 
-    async fn handle(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<Outcome, EdgeError> {
+    async fn handle(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<Handled, EdgeError> {
         match delivery.event.as_str() {
-            "echo.event" => Ok(Outcome::new()),
+            "echo.event" => Ok(Handled::Done(Outcome::new())),
             other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
         }
     }

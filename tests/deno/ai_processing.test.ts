@@ -9,9 +9,11 @@ import {
   DB_URL,
   jsonOf,
   LOCAL_WEBHOOK_SECRET,
+  type Server,
   signedPost,
   sql,
   startStack,
+  until,
   waitFor,
 } from "./support.ts";
 
@@ -42,6 +44,17 @@ async function insertMemories(count: number, label: string): Promise<string> {
      select string_agg(id::text, ',' order by id) from m`,
   );
   return ids;
+}
+
+/** The line ai-processing logs when the background work accepted by request `requestId` ends. */
+async function backgroundLine(stack: Server, requestId: string) {
+  const find = () =>
+    stack.output
+      .filter((line) => line.startsWith("[ai-processing]") && line.includes('"background":'))
+      .map((line) => JSON.parse(line.slice(line.indexOf("{"))))
+      .find((log) => log.request_id === requestId);
+  await until(() => find() !== undefined, `the background line of request ${requestId}`, 30);
+  return find();
 }
 
 const embedded = (ids: string) =>
@@ -78,14 +91,17 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
          where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'`,
       )).split(/\|(.*)/s);
       const calls = await providerCalls(standIns);
-      const [status, answer] = await jsonOf(
-        await signedPost(`${stack.url}/ai-processing`, body, {
-          id: webhookId,
-          secret: LOCAL_WEBHOOK_SECRET,
-        }),
-      );
-      assert.equal(status, 200);
-      assert.equal(answer.embedded, 0);
+      const resent = await signedPost(`${stack.url}/ai-processing`, body, {
+        id: webhookId,
+        secret: LOCAL_WEBHOOK_SECRET,
+      });
+      const requestId = resent.headers.get("x-request-id");
+      const [status, answer] = await jsonOf(resent);
+      assert.equal(status, 202, "accepted at once, the work done after the answer");
+      assert.equal(answer.background, "embeddings");
+      const finished = await backgroundLine(stack, requestId!);
+      assert.equal(finished.background, "done");
+      assert.equal(finished.outcome.embedded, 0);
       assert.equal(await providerCalls(standIns), calls, "no call for embedded rows");
     });
 
@@ -100,20 +116,24 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
       const ids = await insertMemories(4, "short");
       const first = ids.split(",")[0];
       await waitFor(
-        `select response_status from webhook_logs
-         where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'
-         order by attempt_count limit 1`,
-        "503",
+        `select status || ' ' || response_status from webhook_logs
+         where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'`,
+        "succeeded 202",
         30,
+      );
+      await until(
+        () => /\[ai-processing\].*"background":"failed".*1535/.test(stack.output.join("\n")),
+        "the background work logs that it gave up, and why",
       );
       assert.equal(await sql(embedded(ids)), "0");
       assert.equal(
         await sql(`select count_pending_memory_embeddings(array[${ids}])`),
         "4",
-        "still pending",
+        "still pending, and released for the next delivery",
       );
-      assert.match(stack.output.join("\n"), /\[ai-processing\].*1535/);
       await behave(standIns, {});
+      // The sweep, as pg_cron runs it every five minutes.
+      await sql(`select enqueue_memory_embeddings()`);
       await waitFor(embedded(ids), "4", 60);
     });
 

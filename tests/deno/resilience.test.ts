@@ -4,6 +4,7 @@
 // delivery succeeded), never how long it took; the deadlines are only for waiting.
 import assert from "node:assert/strict";
 import {
+  createUser,
   DB_URL,
   freePort,
   jsonOf,
@@ -13,6 +14,7 @@ import {
   sql,
   sqlAt,
   startStack,
+  until,
   waitFor,
 } from "./support.ts";
 
@@ -51,22 +53,30 @@ function deliveries(trip: string) {
           where event_type = 'trip.collaborator.added' and payload ->> 'trip_id' = '${trip}'`;
 }
 
-/** Points the trip_events webhook at `stack` with room for `retries` retries; returns the undo. */
-async function aimTripEvents(stack: Server & { api: string }, retries: number, run = sql) {
+/** Points the seeded webhook `name` at `stack` with room for `retries` retries; returns the undo. */
+async function aim(
+  name: "trip_events" | "ai_processing",
+  stack: Server & { api: string },
+  retries: number,
+  run = sql,
+) {
   const port = new URL(stack.api).port;
-  const before = await run(`select retry_config from webhook_configs where name = 'trip_events'`);
+  const before = await run(`select retry_config from webhook_configs where name = '${name}'`);
   await run(
     `update webhook_configs set url = replace(url, '127.0.0.1:54321', '127.0.0.1:${port}'),
        retry_config = retry_config || '{"max_retries": ${retries}}'
-     where name = 'trip_events'`,
+     where name = '${name}'`,
   );
   return () =>
     run(
       `update webhook_configs set url = replace(url, '127.0.0.1:${port}', '127.0.0.1:54321'),
          retry_config = '${before}'
-       where name = 'trip_events'`,
+       where name = '${name}'`,
     );
 }
+
+const aimTripEvents = (stack: Server & { api: string }, retries: number, run = sql) =>
+  aim("trip_events", stack, retries, run);
 
 /** Runs every clean-up step even when one fails, then throws the first failure. */
 async function cleanUp(...steps: (() => Promise<unknown> | undefined)[]) {
@@ -79,15 +89,6 @@ async function cleanUp(...steps: (() => Promise<unknown> | undefined)[]) {
     }
   }
   if (failures.length > 0) throw failures[0];
-}
-
-/** Polls `condition` (every 20 ms) until it holds; the deadline is only there to end a hang. */
-async function until(condition: () => boolean | Promise<boolean>, what: string, seconds = 60) {
-  const deadline = Date.now() + seconds * 1000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not within ${seconds} s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 Deno.test("resilience: trip-events killed mid-burst is restarted and handles every event exactly once", async () => {
@@ -130,6 +131,72 @@ Deno.test("resilience: trip-events killed mid-burst is restarted and handles eve
     assert.equal(new Set(sent).size, friends.length);
   } finally {
     await cleanUp(restore, () => stack.stop());
+  }
+});
+
+Deno.test("resilience: ai-processing killed while embedding: later, every memory is embedded, each once", async () => {
+  assert.ok(DB_URL, "TRIPSAGE_TEST_DB_URL is not set: run ./scripts/test");
+  const stack = await startStack({ args: ["--db-url", DB_URL, "--offline-apis"] });
+  const log = () => stack.output.join("\n");
+  const standIns = log().match(/stand-ins on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+  const pid = Number(log().match(/ai-processing +http\S+ +\(Deno on [\d.:]+\) pid (\d+)/)?.[1]);
+  assert.ok(standIns && pid, `the banner names the stand-ins and ai-processing's pid:\n${log()}`);
+  const restore = await aim("ai_processing", stack, 3);
+  // Every write of a vector, counted per memory.
+  await sql(`create table if not exists public.resilience_embedding_writes (memory_id bigint);
+    create or replace function public.resilience_count_embedding_write() returns trigger
+      language plpgsql as $$ begin
+        insert into public.resilience_embedding_writes values (new.id); return null; end $$;
+    create or replace trigger resilience_count_embedding_write after update of embedding
+      on public.memories for each row when (new.embedding is distinct from old.embedding)
+      execute function public.resilience_count_embedding_write();`);
+  try {
+    const { id: user } = await createUser();
+    const ids = await sql(
+      `with m as (insert into memories (user_id, content, memory_type)
+         select '${user}', format('killed mid-embedding %s: window seat, late trains', n),
+                'trip_history'
+         from generate_series(1, 3000) n returning id)
+       select string_agg(id::text, ',' order by id) from m`,
+    );
+    const embedded = () =>
+      sql(`select count(*) from memories where id in (${ids}) and embedding is not null`).then(
+        Number,
+      );
+    await until(async () => await embedded() > 0, "ai-processing stores its first vectors");
+    Deno.kill(pid, "SIGKILL");
+    const cut = await embedded();
+    assert.ok(cut < 3000, `killed while embedding (${cut} of 3000 stored)`);
+    await until(
+      () => /\[ai-processing\] restarted, pid \d+/.test(log()),
+      "the stack restarts ai-processing",
+    );
+
+    // What the dead worker held stays leased until its lease runs out (120 s); run that clock
+    // forward, then run the sweep, as pg_cron does every five minutes.
+    await sql(`update memories set embedding_lease_until = now()
+               where id in (${ids}) and embedding_lease_until > now()`);
+    await sql(`select enqueue_memory_embeddings()`);
+    await waitFor(
+      `select count(*) from memories where id in (${ids}) and embedding is not null`,
+      "3000",
+      120,
+    );
+    assert.equal(
+      await sql(`select count(*) || ' ' || count(distinct memory_id)
+                 from resilience_embedding_writes where memory_id in (${ids})`),
+      "3000 3000",
+      "every memory's vector written exactly once",
+    );
+  } finally {
+    await cleanUp(
+      () =>
+        sql(`drop trigger if exists resilience_count_embedding_write on public.memories;
+             drop function if exists public.resilience_count_embedding_write();
+             drop table if exists public.resilience_embedding_writes;`),
+      restore,
+      () => stack.stop(),
+    );
   }
 });
 

@@ -188,6 +188,19 @@ export async function sqlAt(url: string, query: string): Promise<string> {
 }
 
 /** Polls `query` until it prints `expected`. */
+/** Polls `condition` (every 20 ms) until it holds; the deadline is only there to end a hang. */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  seconds = 60,
+) {
+  const deadline = Date.now() + seconds * 1000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`not within ${seconds} s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 export async function waitFor(query: string, expected: string, seconds: number): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   let last = "";

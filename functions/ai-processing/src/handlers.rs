@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
 use crate::preferences::{self, Preference};
@@ -16,9 +16,10 @@ pub const DIMENSIONS: usize = 1536;
 const CLAIM_SIZE: usize = 2048;
 /// How long claimed memories are ours before another invocation may take them.
 const LEASE_SECONDS: u32 = 120;
-/// How long one delivery may spend, retries included: under the 30 s the ai_processing webhook
-/// waits (seed.sql), and well under the edge runtime's wall-clock limit.
-const TIME_BUDGET_MS: f64 = 25_000.0;
+/// How long one delivery's background work may spend, retries included: under the hosted edge
+/// runtime's wall-clock limit for a worker (150 s on the free plan), so that it ends by itself and
+/// hands what is left to a new delivery.
+const TIME_BUDGET_MS: f64 = 120_000.0;
 /// Vectors per store call. Writing a vector also inserts it into the HNSW index, which is nearly
 /// all of a store's time: 7–9 ms per vector measured on a busy 2-core machine with 4,000 vectors
 /// indexed, more as the index grows. Hosted PostgREST runs statements under an 8 s
@@ -52,15 +53,17 @@ pub async fn handle(
     function: &'static str,
     delivery: &Delivery,
     config: &EdgeConfig,
-) -> Result<Outcome, EdgeError> {
+) -> Result<Handled, EdgeError> {
     let event = delivery.event.as_str();
     let (_, work) = ROUTES
         .iter()
         .find(|(name, _)| *name == event)
         .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
     match work {
-        Work::Embeddings => embed_memories(delivery, config).await,
-        Work::Chat => process_chat(function, delivery, config).await,
+        Work::Embeddings => accept_embeddings(delivery, config),
+        Work::Chat => process_chat(function, delivery, config)
+            .await
+            .map(Handled::Done),
     }
 }
 
@@ -98,9 +101,24 @@ struct Claimed {
     content_hash: String,
 }
 
-async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+/// Embedding takes as long as the provider and the vector index take, so a delivery is checked and
+/// accepted at once (202) and the memories are embedded after the answer: the sender, which waits
+/// for a whole batch of webhooks, is not held. What the background work does not finish stays
+/// pending in the database (released, or leased until the lease runs out) and is taken up by the
+/// next delivery or the sweep.
+fn accept_embeddings(delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
     let ids = memory_ids(&delivery.payload)?;
     // Without a key nothing is claimed or touched: 503 not_configured.
+    config.openai()?;
+    config.supabase()?;
+    let config = config.clone();
+    Ok(Handled::Accepted {
+        outcome: outcome([("background", json!("embeddings"))]),
+        background: Box::pin(async move { embed_memories(ids.as_deref(), &config).await }),
+    })
+}
+
+async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
     let deadline = clock::now_ms() + TIME_BUDGET_MS;
@@ -121,7 +139,7 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
             out_of_time = true;
             break;
         }
-        let (lease, claimed) = claim(&rest, ids.as_deref()).await?;
+        let (lease, claimed) = claim(&rest, ids).await?;
         let Some(lease) = lease else { break };
         let memories: Vec<PendingMemory> = claimed.iter().map(|c| c.memory.clone()).collect();
         let plan = embeddings::plan_batches(&memories, &limits);
@@ -162,7 +180,7 @@ async fn embed_memories(delivery: &Delivery, config: &EdgeConfig) -> Result<Outc
         }
         longest_round_ms = longest_round_ms.max(clock::now_ms() - round_started);
     }
-    let remaining = count_pending(&rest, ids.as_deref()).await?;
+    let remaining = count_pending(&rest, ids).await?;
     // Out of time with work left: a new delivery carries on rather than waiting for the sweep.
     let out_of_time = out_of_time || clock::now_ms() >= deadline;
     if remaining > 0 && failure.is_none() && out_of_time && progress.embedded > 0 {

@@ -7,7 +7,7 @@ mod handlers;
 pub use handlers::events;
 pub mod preferences;
 
-use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
 
 pub struct AiProcessing;
 
@@ -20,7 +20,7 @@ impl EdgeFunction for AiProcessing {
     ];
     const OPTIONAL: &'static [Capability] = &[];
 
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
         handlers::handle(Self::NAME, delivery, config).await
     }
 }

@@ -130,14 +130,33 @@ fn now() -> i64 {
     i64::try_from(since.unwrap().as_secs()).unwrap()
 }
 
-async fn deliver(config: &EdgeConfig, request: IncomingRequest) -> (u16, Value) {
-    let context = RequestContext {
+fn context() -> RequestContext {
+    RequestContext {
         now: now(),
         request_id: "test".into(),
-    };
-    let served = shared::serve(&AiProcessing, request, config, &context).await;
+    }
+}
+
+/// The answer's status and body. For a delivery accepted for later (202), its background work is
+/// run to its end, and its outcome (or its error, as an error body) stands for the body.
+async fn deliver(config: &EdgeConfig, request: IncomingRequest) -> (u16, Value) {
+    let served = shared::serve(&AiProcessing, request, config, &context()).await;
     let body = serde_json::from_slice(&served.response.body).unwrap_or(Value::Null);
-    (served.response.status, body)
+    let status = served.response.status;
+    let Some(background) = served.background else {
+        return (status, body);
+    };
+    assert_eq!(
+        (status, &body["background"]),
+        (202, &json!("embeddings")),
+        "{body}"
+    );
+    let log = shared::finish(background, config, &served.log).await;
+    let body = match log.outcome {
+        Some(outcome) => Value::Object(outcome),
+        None => json!({ "error": { "code": log.error_code, "message": log.error } }),
+    };
+    (status, body)
 }
 
 /// What the provider answers for `texts`, asked directly.
@@ -185,7 +204,7 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
         )
         .await;
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 202, "{body}");
     assert_eq!(body["embedded"], 500);
     assert_eq!(body["remaining"], 0);
     assert_eq!(stack.provider_calls(), 1, "ceil(500 / 2048) calls");
@@ -211,8 +230,30 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
     // The same delivery again: nothing is pending, nothing is asked of the provider.
     let calls = stack.provider_calls();
     let (status, body) = deliver(&stack.config(true), request).await;
-    assert_eq!((status, &body["embedded"]), (200, &json!(0)), "{body}");
+    assert_eq!((status, &body["embedded"]), (202, &json!(0)), "{body}");
     assert_eq!(stack.provider_calls(), calls);
+}
+
+#[tokio::test]
+async fn the_delivery_is_answered_before_anything_is_embedded() {
+    let stack = Stack::start().await;
+    let (_, ids) = stack.memories(50).await;
+    let request = stack
+        .queued(
+            "memory.generate.embedding",
+            &json!({ "memory_ids": [ids[0]] }),
+        )
+        .await;
+    let config = stack.config(true);
+    let served = shared::serve(&AiProcessing, request, &config, &context()).await;
+    assert_eq!(served.response.status, 202);
+    assert_eq!((stack.provider_calls(), stack.embedded(&ids).await), (0, 0));
+    let background = served
+        .background
+        .expect("the embedding is left for after the answer");
+    let log = shared::finish(background, &config, &served.log).await;
+    assert_eq!(log.outcome.unwrap()["embedded"], 50);
+    assert_eq!(stack.embedded(&ids).await, 50);
 }
 
 #[tokio::test]
@@ -234,7 +275,7 @@ async fn rate_limits_are_waited_out() {
         .await;
     let started = std::time::Instant::now();
     let (status, body) = deliver(&stack.config(true), request).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 202, "{body}");
     assert_eq!(body["embedded"], 20);
     assert_eq!(body["provider_calls"], 3);
     assert!(
@@ -263,8 +304,8 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
     assert_eq!(
         (status, &body["error"]["code"]),
-        (503, &json!("work_pending")),
-        "{body}"
+        (202, &json!("work_pending")),
+        "accepted, then given up in the background: {body}"
     );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("1535"), "{message}");
@@ -285,7 +326,7 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
         .stand_ins
         .set_embeddings_behaviour(EmbeddingsBehaviour::default());
     let (status, body) = deliver(&stack.config(true), request).await;
-    assert_eq!((status, &body["embedded"]), (200, &json!(10)), "{body}");
+    assert_eq!((status, &body["embedded"]), (202, &json!(10)), "{body}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ pub mod events;
 mod handlers;
 pub mod notifications;
 
-use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Outcome};
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
 
 pub struct TripEvents;
 
@@ -15,8 +15,10 @@ impl EdgeFunction for TripEvents {
     const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures, Capability::Supabase];
     const OPTIONAL: &'static [Capability] = &[Capability::Email, Capability::CalendarSync];
 
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
-        handlers::handle(Self::NAME, delivery, config).await
+    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
+        handlers::handle(Self::NAME, delivery, config)
+            .await
+            .map(Handled::Done)
     }
 }
 
