@@ -1,7 +1,8 @@
-// The table of scripts/bench: reads the figures each part wrote (DIR/b1.json … DIR/b6.json),
+// The table of scripts/bench: reads the figures each part wrote (DIR/b1.json … DIR/b7.json),
 // prints one markdown table with every figure, and writes it to DIR/results.md. A part without
 // figures, or whose figures fail their check (B1: every answer 2xx or not as that server answers
-// that path, no socket errors; B6: nothing lost or duplicated), shows as FAILED and makes this
+// that path, no socket errors; B6: nothing lost or duplicated; B7: events measured while embedding),
+// shows as FAILED and makes this
 // exit with 1.
 // Usage: deno run --allow-read --allow-write=DIR report.ts DIR "MACHINE"
 // deno-lint-ignore-file no-explicit-any
@@ -213,6 +214,26 @@ if (!b6) {
   if (b6.lost || b6.duplicates || b6.dead || b6.drained_s === null) {
     fail("B6", b6Measure, "lost, duplicated or undelivered webhooks");
   }
+}
+
+const b7 = figures("b7");
+const b7Measure = "commit of a collaborator insert → notification visible";
+if (!b7 || !b7.while_embedding?.events) {
+  fail("B7", b7Measure, b7 ? "no notification was measured while embedding" : "no figures");
+} else {
+  const phase = (label: string, f: any) =>
+    rows.push([
+      "B7",
+      `${b7Measure}, ${label} (${number(f.events)} inserts one at a time)`,
+      `p50 ${ms(f.p50_ms)} · p99 ${ms(f.p99_ms)} (max ${ms(f.max_ms)})`,
+    ]);
+  phase("nothing else running", b7.idle);
+  phase(
+    `while ai-processing embeds ${number(b7.memories)} memories (done in ${
+      number(b7.embedding_s, 1)
+    } s), same worker`,
+    b7.while_embedding,
+  );
 }
 
 const widths = [0, 1, 2].map((i) =>

@@ -13,7 +13,7 @@ mod stack;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use stack::{create_user, Failure, Stack};
+use stack::{create_user, insert_memories, set_provider_latency, Failure, Stack};
 use tokio_postgres::NoTls;
 
 const USAGE: &str = "usage: embedding_throughput DB_URL N batched|one-per-call";
@@ -41,14 +41,7 @@ async fn main() -> Result<(), Failure> {
         .ok_or("a temporary path that is not UTF-8")?;
     let stack = Stack::start(&root, &db_url, &["--env-file", env_arg, "--offline-apis"]).await?;
     let stand_ins = stack.stand_ins()?.to_owned();
-    let http = reqwest::Client::new();
-    http.post(format!(
-        "{stand_ins}/_stand-ins/openai/embeddings/behaviour"
-    ))
-    .body(format!(r#"{{"latency_ms": {PROVIDER_LATENCY_MS}}}"#))
-    .send()
-    .await?
-    .error_for_status()?;
+    set_provider_latency(&stand_ins, PROVIDER_LATENCY_MS).await?;
 
     let (db, connection) = tokio_postgres::connect(&db_url, NoTls).await?;
     tokio::spawn(connection);
@@ -60,15 +53,7 @@ async fn main() -> Result<(), Failure> {
         .query_one("select coalesce(max(id), 0) from webhook_logs", &[])
         .await?
         .get(0);
-    db.execute(
-        "insert into memories (user_id, content, memory_type)
-         select $1::text::uuid,
-                format('Memory %s: enjoys slow mornings, local markets and trains between cities', n),
-                'trip_history'
-         from generate_series(1, $2) n",
-        &[&user, &count],
-    )
-    .await?;
+    insert_memories(&db, &user, count).await?;
     let committed = Instant::now();
     let deadline = committed + Duration::from_secs(3600);
     loop {
@@ -103,7 +88,7 @@ async fn main() -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = committed.elapsed().as_secs_f64();
-    let requests: serde_json::Value = http
+    let requests: serde_json::Value = reqwest::Client::new()
         .get(format!("{stand_ins}/_stand-ins/requests"))
         .send()
         .await?

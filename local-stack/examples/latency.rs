@@ -7,6 +7,10 @@
 //! - `notification`: from the commit of `insert into trip_collaborators` to the invitation row
 //!   being visible in `notifications` (trigger → worker → gateway → trip-events in wasm →
 //!   `/rest/v1` → Postgres), polled every 0.5 ms on another connection.
+//! - `notification-while-embedding`: the same, first with nothing else going on, then while
+//!   ai-processing embeds `MEMORIES` memories (one statement's worth, the OpenAI stand-in answering
+//!   in 50 ms) through the same pg_net worker: the events of both phases, side by side. Only
+//!   events committed before the last vector was stored count for the second phase.
 //!
 //! `scripts/measure-latency delivery|notification [N]` builds what it needs, starts a throwaway
 //! database and runs this; by hand, with the stack and the wasm built:
@@ -20,10 +24,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use stack::{create_trip, create_user, percentile, Failure, Stack};
+use stack::{
+    create_trip, create_user, insert_memories, percentile, set_provider_latency, Failure, Stack,
+};
 use tokio_postgres::{Client, NoTls};
 
-const USAGE: &str = "usage: latency delivery|notification DB_URL [N]";
+const USAGE: &str =
+    "usage: latency delivery|notification DB_URL [N] | notification-while-embedding DB_URL N MEMORIES";
+/// How long the OpenAI stand-in takes per embeddings call while notifications are measured.
+const PROVIDER_LATENCY_MS: u64 = 50;
 const SINK: &str = r#"Deno.serve({ port: Number(Deno.env.get("PORT")) }, (request) => {
   const received = performance.timeOrigin + performance.now();
   return Response.json({ received, id: request.headers.get("webhook-id") });
@@ -47,7 +56,11 @@ async fn main() -> Result<(), Failure> {
     let count: usize = args.next().map_or(Ok(200), |n| n.parse())?;
     let (db, connection) = tokio_postgres::connect(&db_url, NoTls).await?;
     tokio::spawn(connection);
-    let (what, mut latencies) = match mode.as_str() {
+    if mode == "notification-while-embedding" {
+        let memories: i32 = args.next().ok_or(USAGE)?.parse()?;
+        return notification_while_embedding(&db, &db_url, count, memories).await;
+    }
+    let (what, latencies) = match mode.as_str() {
         "delivery" => (
             "commit → function receives the request",
             delivery(&db, &db_url, count).await?,
@@ -58,21 +71,32 @@ async fn main() -> Result<(), Failure> {
         ),
         _ => return Err(USAGE.into()),
     };
-    latencies.sort_by(f64::total_cmp);
-    let events = latencies.len();
-    let p50 = percentile(&latencies, 50.0);
-    let p90 = percentile(&latencies, 90.0);
-    let p99 = percentile(&latencies, 99.0);
-    let max = latencies[events - 1];
+    let figures = summary(latencies);
     println!(
-        "{what}, {events} events one at a time: p50 {p50:.1} ms, p90 {p90:.1} ms, \
-         p99 {p99:.1} ms, max {max:.1} ms"
+        "{what}, {} events one at a time: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        figures["events"],
+        figures["p50_ms"].as_f64().unwrap_or_default(),
+        figures["p90_ms"].as_f64().unwrap_or_default(),
+        figures["p99_ms"].as_f64().unwrap_or_default(),
+        figures["max_ms"].as_f64().unwrap_or_default(),
     );
-    let figures = json!({
-        "events": events, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
-    });
     println!("{figures}");
     Ok(())
+}
+
+/// Count, p50, p90, p99 and max of `latencies`, in milliseconds.
+fn summary(mut latencies: Vec<f64>) -> serde_json::Value {
+    latencies.sort_by(f64::total_cmp);
+    let Some(max) = latencies.last().copied() else {
+        return json!({ "events": 0 });
+    };
+    json!({
+        "events": latencies.len(),
+        "p50_ms": percentile(&latencies, 50.0),
+        "p90_ms": percentile(&latencies, 90.0),
+        "p99_ms": percentile(&latencies, 99.0),
+        "max_ms": max,
+    })
 }
 
 async fn delivery(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64>, Failure> {
@@ -139,46 +163,159 @@ async fn notification(db: &Client, db_url: &str, count: usize) -> Result<Vec<f64
     stack
         .point_webhook(db, "trip_events", "trip-events")
         .await?;
-    let owner = create_user(db).await?;
-    let trip = create_trip(db, &owner, "Latency").await?;
-    let (poller, connection) = tokio_postgres::connect(db_url, NoTls).await?;
-    tokio::spawn(connection);
-    let visible = poller
-        .prepare("select exists (select 1 from notifications where user_id = $1::text::uuid)")
-        .await?;
+    let measured = Notifications::new(db, db_url).await?;
+    let latencies = measured.measure(db, count + WARM_UP).await?;
+    restore_webhooks(db).await?;
+    stack.stop().await?;
+    Ok(latencies
+        .into_iter()
+        .skip(WARM_UP)
+        .map(|(_, latency)| latency)
+        .collect())
+}
 
-    let mut latencies = Vec::with_capacity(count);
-    for index in 0..count + WARM_UP {
-        let friend = create_user(db).await?;
-        db.execute(
-            "insert into trip_collaborators (trip_id, user_id, added_by)
-             values ($1, $2::text::uuid, $3::text::uuid)",
-            &[&trip, &friend, &owner],
-        )
+async fn notification_while_embedding(
+    db: &Client,
+    db_url: &str,
+    count: usize,
+    memories: i32,
+) -> Result<(), Failure> {
+    let root: PathBuf = std::env::current_dir()?;
+    let stack = Stack::start(&root, db_url, &["--offline-apis"]).await?;
+    set_provider_latency(stack.stand_ins()?, PROVIDER_LATENCY_MS).await?;
+    stack
+        .point_webhook(db, "trip_events", "trip-events")
         .await?;
-        let committed = Instant::now();
-        let deadline = committed + Duration::from_secs(30);
-        while !poller
-            .query_one(&visible, &[&friend])
-            .await?
-            .get::<_, bool>(0)
-        {
-            if Instant::now() > deadline {
-                return Err(format!("no notification for {friend} within 30 s").into());
+    stack
+        .point_webhook(db, "ai_processing", "ai-processing")
+        .await?;
+    let measured = Notifications::new(db, db_url).await?;
+    let idle: Vec<f64> = measured
+        .measure(db, count + WARM_UP)
+        .await?
+        .into_iter()
+        .skip(WARM_UP)
+        .map(|(_, latency)| latency)
+        .collect();
+
+    let user = create_user(db).await?;
+    insert_memories(db, &user, memories).await?;
+    let started = Instant::now();
+    // When the last vector was stored, watched on a connection of its own.
+    let (watcher, connection) = tokio_postgres::connect(db_url, NoTls).await?;
+    tokio::spawn(connection);
+    let watching = tokio::spawn(async move {
+        loop {
+            let done: i64 = watcher
+                .query_one(
+                    "select count(*) from memories
+                     where user_id = $1::text::uuid and embedding is not null",
+                    &[&user],
+                )
+                .await?
+                .get(0);
+            if done >= i64::from(memories) {
+                return Ok::<_, tokio_postgres::Error>(Instant::now());
             }
-            tokio::time::sleep(Duration::from_micros(500)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if index >= WARM_UP {
-            latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    let loaded = measured.measure(db, count).await?;
+    let embedded_at = watching.await??;
+    let while_embedding: Vec<f64> = loaded
+        .into_iter()
+        .filter(|(committed, _)| *committed < embedded_at)
+        .map(|(_, latency)| latency)
+        .collect();
+    restore_webhooks(db).await?;
+    stack.stop().await?;
+
+    let idle = summary(idle);
+    let busy = summary(while_embedding);
+    let embedding_s = embedded_at.duration_since(started).as_secs_f64();
+    for (phase, figures) in [("idle", &idle), ("while embedding", &busy)] {
+        println!(
+            "{phase}: {} notifications, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            figures["events"],
+            figures["p50_ms"].as_f64().unwrap_or_default(),
+            figures["p99_ms"].as_f64().unwrap_or_default(),
+            figures["max_ms"].as_f64().unwrap_or_default(),
+        );
     }
+    println!("{memories} memories embedded in {embedding_s:.1} s");
+    println!(
+        "{}",
+        json!({
+            "idle": idle, "while_embedding": busy,
+            "memories": memories, "embedding_s": embedding_s,
+        })
+    );
+    Ok(())
+}
+
+/// Collaborator inserts, one at a time, each timed from its commit to its invitation.
+struct Notifications {
+    owner: String,
+    trip: i64,
+    poller: Client,
+    visible: tokio_postgres::Statement,
+}
+
+impl Notifications {
+    async fn new(db: &Client, db_url: &str) -> Result<Self, Failure> {
+        let owner = create_user(db).await?;
+        let trip = create_trip(db, &owner, "Latency").await?;
+        let (poller, connection) = tokio_postgres::connect(db_url, NoTls).await?;
+        tokio::spawn(connection);
+        let visible = poller
+            .prepare("select exists (select 1 from notifications where user_id = $1::text::uuid)")
+            .await?;
+        Ok(Self {
+            owner,
+            trip,
+            poller,
+            visible,
+        })
+    }
+
+    /// `count` events: when each was committed, and its latency in milliseconds.
+    async fn measure(&self, db: &Client, count: usize) -> Result<Vec<(Instant, f64)>, Failure> {
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let friend = create_user(db).await?;
+            db.execute(
+                "insert into trip_collaborators (trip_id, user_id, added_by)
+                 values ($1, $2::text::uuid, $3::text::uuid)",
+                &[&self.trip, &friend, &self.owner],
+            )
+            .await?;
+            let committed = Instant::now();
+            let deadline = committed + Duration::from_secs(30);
+            while !self
+                .poller
+                .query_one(&self.visible, &[&friend])
+                .await?
+                .get::<_, bool>(0)
+            {
+                if Instant::now() > deadline {
+                    return Err(format!("no notification for {friend} within 30 s").into());
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            latencies.push((committed, committed.elapsed().as_secs_f64() * 1000.0));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(latencies)
+    }
+}
+
+/// The seeded webhooks' URLs, as the seed has them.
+async fn restore_webhooks(db: &Client) -> Result<(), Failure> {
     db.execute(
-        "update webhook_configs set url = 'http://127.0.0.1:54321/functions/v1/trip-events'
-         where name = 'trip_events'",
+        "update webhook_configs set url = 'http://127.0.0.1:54321/functions/v1/' || replace(name, '_', '-')
+         where name in ('trip_events', 'ai_processing')",
         &[],
     )
     .await?;
-    stack.stop().await?;
-    Ok(latencies)
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! What the measuring examples share: the main command's server on a free port, a user to act
-//! as, percentiles. Each example uses part of it.
+//! as, memories to embed, the provider's latency, percentiles. Each example uses part of it.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -128,6 +128,33 @@ pub async fn create_trip(db: &Client, owner: &str, name: &str) -> Result<i64, Fa
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// `count` memories of `user` inserted in one statement (one delivery to ai-processing).
+pub async fn insert_memories(db: &Client, user: &str, count: i32) -> Result<(), Failure> {
+    db.execute(
+        "insert into memories (user_id, content, memory_type)
+         select $1::text::uuid,
+                format('Memory %s: enjoys slow mornings, local markets and trains between cities', n),
+                'trip_history'
+         from generate_series(1, $2) n",
+        &[&user, &count],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes the OpenAI stand-in at `stand_ins` take `latency_ms` to answer each embeddings call.
+pub async fn set_provider_latency(stand_ins: &str, latency_ms: u64) -> Result<(), Failure> {
+    reqwest::Client::new()
+        .post(format!(
+            "{stand_ins}/_stand-ins/openai/embeddings/behaviour"
+        ))
+        .body(format!(r#"{{"latency_ms": {latency_ms}}}"#))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
 }
 
 /// The nearest-rank percentile of sorted values.
