@@ -131,7 +131,7 @@ async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outc
     let mut out_of_time = false;
     // A round (claim, embed, store) is only begun when the longest one so far would still end
     // within the budget: the store at its end cannot be cut short without wasting the vectors,
-    // and an answer after the webhook's timeout would have the delivery retried for nothing.
+    // and work past the edge runtime's wall-clock limit would be cut off mid-round.
     let mut longest_round_ms: f64 = 0.0;
     loop {
         let round_started = clock::now_ms();
@@ -188,12 +188,13 @@ async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outc
         rest.execute(request).await?;
     }
     if let (0, Some(error)) = (progress.embedded, &failure) {
-        // Refused for good (a refused key, a malformed request): no retry of this delivery can
-        // cure it, so the sender dead-letters it at once; the memories stay pending for the sweep.
+        // Refused for good (a refused key, a malformed request): logged as the provider's refusal;
+        // the memories stay pending for the sweep.
         if error.is_permanent() {
             return Err(error.clone());
         }
-        // Nothing embedded: 503, so the sender retries; the reason and the counts in the message.
+        // Nothing embedded: logged as work pending, with the reason and the counts; the memories
+        // were released for the next delivery or the sweep.
         let retry_after_seconds = match error {
             EdgeError::Upstream {
                 retry_after_seconds,
