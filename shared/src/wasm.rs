@@ -135,7 +135,8 @@ impl<F: EdgeFunction + 'static> Worker<F> {
             let mut log = finish(background, &worker.config, &accepted).await;
             log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
             let line = JsValue::from(log.to_json());
-            worker.console_log.call1(&worker.console, &line)?;
+            // Never a rejection: without `waitUntil` nothing would handle it.
+            let _ = worker.console_log.call1(&worker.console, &line);
             Ok(JsValue::UNDEFINED)
         });
         if let Some(wait_until) = &self.wait_until {
