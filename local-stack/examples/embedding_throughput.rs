@@ -13,7 +13,9 @@ mod stack;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use stack::{create_user, insert_memories, set_provider_latency, Failure, Stack};
+use stack::{
+    create_user, embedded_memories, insert_memories, set_provider_latency, Failure, Stack,
+};
 use tokio_postgres::NoTls;
 
 const USAGE: &str = "usage: embedding_throughput DB_URL N batched|one-per-call";
@@ -57,14 +59,7 @@ async fn main() -> Result<(), Failure> {
     let committed = Instant::now();
     let deadline = committed + Duration::from_secs(3600);
     loop {
-        let done: i64 = db
-            .query_one(
-                "select count(*) from memories
-                 where user_id = $1::text::uuid and embedding is not null",
-                &[&user],
-            )
-            .await?
-            .get(0);
+        let done = embedded_memories(&db, &user).await?;
         if done == i64::from(count) {
             break;
         }

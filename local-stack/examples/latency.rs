@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use stack::{
-    create_trip, create_user, insert_memories, percentile, set_provider_latency, Failure, Stack,
+    create_trip, create_user, embedded_memories, insert_memories, percentile, set_provider_latency,
+    Failure, Stack,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -206,15 +207,7 @@ async fn notification_while_embedding(
     tokio::spawn(connection);
     let watching = tokio::spawn(async move {
         loop {
-            let done: i64 = watcher
-                .query_one(
-                    "select count(*) from memories
-                     where user_id = $1::text::uuid and embedding is not null",
-                    &[&user],
-                )
-                .await?
-                .get(0);
-            if done >= i64::from(memories) {
+            if embedded_memories(&watcher, &user).await? >= i64::from(memories) {
                 return Ok::<_, tokio_postgres::Error>(Instant::now());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

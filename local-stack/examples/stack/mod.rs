@@ -144,6 +144,18 @@ pub async fn insert_memories(db: &Client, user: &str, count: i32) -> Result<(), 
     Ok(())
 }
 
+/// How many of `user`'s memories have a vector.
+pub async fn embedded_memories(db: &Client, user: &str) -> Result<i64, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "select count(*) from memories
+             where user_id = $1::text::uuid and embedding is not null",
+            &[&user],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Makes the OpenAI stand-in at `stand_ins` take `latency_ms` to answer each embeddings call.
 pub async fn set_provider_latency(stand_ins: &str, latency_ms: u64) -> Result<(), Failure> {
     reqwest::Client::new()
