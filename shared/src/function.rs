@@ -105,12 +105,6 @@ pub enum Handled {
     },
 }
 
-impl From<Outcome> for Handled {
-    fn from(outcome: Outcome) -> Self {
-        Self::Done(outcome)
-    }
-}
-
 impl fmt::Debug for Handled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -39,9 +39,10 @@ pub struct Worker<F> {
     console_log: Function,
     strings: JsStrings,
     /// `EdgeRuntime` and its `waitUntil`, which keeps the worker alive for background work: on
-    /// the hosted edge runtime. Elsewhere (plain Deno, a browser) the work simply runs on.
+    /// the hosted edge runtime. Elsewhere (plain Deno, a browser) it does nothing and the work
+    /// simply runs on.
     edge_runtime: JsValue,
-    wait_until: Option<Function>,
+    wait_until: Function,
     /// Request ids: this worker's random prefix and a count, unique without asking JS each time.
     id_prefix: u32,
     requests: Cell<u32>,
@@ -55,9 +56,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         let console_log = method_of(&console, "log");
         let edge_runtime =
             Reflect::get(&js_sys::global(), &"EdgeRuntime".into()).unwrap_or_default();
-        let wait_until = Reflect::get(&edge_runtime, &"waitUntil".into())
-            .ok()
-            .and_then(|wait_until| wait_until.dyn_into::<Function>().ok());
+        let wait_until = method_of(&edge_runtime, "waitUntil");
         Self {
             function,
             config,
@@ -117,7 +116,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
             request_id: self.new_request_id(),
         };
         let mut served = serve(&self.function, incoming, &self.config, &context).await;
-        served.log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
+        served.log.duration_ms = elapsed_ms(started);
         let line = JsValue::from(served.log.to_json());
         queue_microtask(self.console_log.bind1(&self.console, &line).unchecked_ref());
         if let Some(background) = served.background.take() {
@@ -133,16 +132,19 @@ impl<F: EdgeFunction + 'static> Worker<F> {
         let started = js_sys::Date::now();
         let running = future_to_promise(async move {
             let mut log = finish(background, &worker.config, &accepted).await;
-            log.duration_ms = ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0;
+            log.duration_ms = elapsed_ms(started);
             let line = JsValue::from(log.to_json());
             // Never a rejection: without `waitUntil` nothing would handle it.
             let _ = worker.console_log.call1(&worker.console, &line);
             Ok(JsValue::UNDEFINED)
         });
-        if let Some(wait_until) = &self.wait_until {
-            let _ = wait_until.call1(&self.edge_runtime, &running);
-        }
+        let _ = self.wait_until.call1(&self.edge_runtime, &running);
     }
+}
+
+/// Milliseconds since `started` (a `Date.now()`), to the microsecond.
+fn elapsed_ms(started: f64) -> f64 {
+    ((js_sys::Date::now() - started) * 1000.0).round() / 1000.0
 }
 
 /// What the shim's `Handler` holds: the worker, and the callback that takes a request's body
