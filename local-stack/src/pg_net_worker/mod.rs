@@ -55,7 +55,7 @@ pub struct QueuedRequest {
 
 /// What pg_net records for a request in `net._http_response`.
 #[derive(Debug, PartialEq)]
-pub struct Outcome {
+pub struct RecordedResponse {
     pub status_code: Option<i32>,
     pub content_type: Option<String>,
     pub headers: Option<Value>,
@@ -64,7 +64,7 @@ pub struct Outcome {
     pub error_msg: Option<String>,
 }
 
-impl Outcome {
+impl RecordedResponse {
     fn failure(message: String) -> Self {
         Self {
             status_code: None,
@@ -93,7 +93,7 @@ pub async fn run(database_url: &str) -> Result<(), String> {
     let latch = Arc::new(Notify::new());
     let (on_wake, on_latch) = (should_wake.clone(), latch.clone());
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let connection_task = tokio::spawn(async move {
+    let mut connection_task = tokio::spawn(async move {
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(_)) => {
@@ -111,7 +111,6 @@ pub async fn run(database_url: &str) -> Result<(), String> {
         .map_err(|e| format!("pg_net worker cannot listen: {}", describe(&e)))?;
 
     let transfers = Transfers::start()?;
-    let mut connection_task = connection_task;
     loop {
         if !should_wake.swap(false, Ordering::SeqCst) {
             // Asleep until a commit wakes it, or until the database goes away.
@@ -200,11 +199,11 @@ async fn round(db: &mut tokio_postgres::Client, transfers: &Transfers) -> Result
 async fn record(
     tx: &tokio_postgres::Transaction<'_>,
     ids: &[i64],
-    outcomes: &[Outcome],
+    outcomes: &[RecordedResponse],
 ) -> Result<(), tokio_postgres::Error> {
-    let column = |pick: fn(&Outcome) -> Option<i32>| outcomes.iter().map(pick).collect::<Vec<_>>();
-    let status_codes = column(|o| o.status_code);
-    let text = |pick: fn(&Outcome) -> Option<&str>| outcomes.iter().map(pick).collect::<Vec<_>>();
+    let status_codes: Vec<Option<i32>> = outcomes.iter().map(|o| o.status_code).collect();
+    let text =
+        |pick: fn(&RecordedResponse) -> Option<&str>| outcomes.iter().map(pick).collect::<Vec<_>>();
     let content_types = text(|o| o.content_type.as_deref());
     let contents = text(|o| o.content.as_deref());
     let errors = text(|o| o.error_msg.as_deref());

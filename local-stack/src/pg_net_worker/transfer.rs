@@ -14,12 +14,12 @@ use curl::multi::{Easy2Handle, Multi};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::{Outcome, QueuedRequest, USER_AGENT};
+use super::{QueuedRequest, RecordedResponse, USER_AGENT};
 
 /// How long one wait for socket activity lasts before libcurl's timers are run again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-type Job = (Vec<QueuedRequest>, oneshot::Sender<Vec<Outcome>>);
+type Job = (Vec<QueuedRequest>, oneshot::Sender<Vec<RecordedResponse>>);
 
 /// The handle to the thread that owns the libcurl multi handle.
 pub struct Transfers {
@@ -44,7 +44,10 @@ impl Transfers {
 
     /// Sends every request of the batch at once and returns their outcomes, in the batch's
     /// order, when the last one has finished or timed out.
-    pub async fn send(&self, requests: Vec<QueuedRequest>) -> Result<Vec<Outcome>, String> {
+    pub async fn send(
+        &self,
+        requests: Vec<QueuedRequest>,
+    ) -> Result<Vec<RecordedResponse>, String> {
         let (reply, outcomes) = oneshot::channel();
         self.jobs
             .send((requests, reply))
@@ -93,8 +96,8 @@ impl Handler for Collector {
     }
 }
 
-fn send_all(multi: &Multi, requests: Vec<QueuedRequest>) -> Vec<Outcome> {
-    let mut outcomes: Vec<Option<Outcome>> = requests.iter().map(|_| None).collect();
+fn send_all(multi: &Multi, requests: Vec<QueuedRequest>) -> Vec<RecordedResponse> {
+    let mut outcomes: Vec<Option<RecordedResponse>> = requests.iter().map(|_| None).collect();
     let mut running: Vec<Option<Easy2Handle<Collector>>> = Vec::with_capacity(requests.len());
     for (token, request) in requests.iter().enumerate() {
         let added = prepare(request).and_then(|easy| {
@@ -105,19 +108,18 @@ fn send_all(multi: &Multi, requests: Vec<QueuedRequest>) -> Vec<Outcome> {
         match added {
             Ok(handle) => running.push(Some(handle)),
             Err(message) => {
-                outcomes[token] = Some(Outcome::failure(message));
+                outcomes[token] = Some(RecordedResponse::failure(message));
                 running.push(None);
             }
         }
     }
-    let mut in_flight = running.iter().filter(|handle| handle.is_some()).count();
-    while in_flight > 0 {
+    while running.iter().any(Option::is_some) {
         if let Err(error) = multi.perform() {
             let message = error.description().to_owned();
             for (token, handle) in running.iter_mut().enumerate() {
                 if let Some(handle) = handle.take() {
                     let _ = multi.remove2(handle);
-                    outcomes[token] = Some(Outcome::failure(message.clone()));
+                    outcomes[token] = Some(RecordedResponse::failure(message.clone()));
                 }
             }
             break;
@@ -135,19 +137,18 @@ fn send_all(multi: &Multi, requests: Vec<QueuedRequest>) -> Vec<Outcome> {
             let Some(handle) = running[token].take() else {
                 continue;
             };
-            in_flight -= 1;
             outcomes[token] = Some(match multi.remove2(handle) {
                 Ok(mut easy) => describe(&mut easy, result, &requests[token]),
-                Err(error) => Outcome::failure(error.description().to_owned()),
+                Err(error) => RecordedResponse::failure(error.description().to_owned()),
             });
         }
-        if in_flight > 0 {
+        if running.iter().any(Option::is_some) {
             let _ = multi.wait(&mut [], POLL_INTERVAL);
         }
     }
     outcomes
         .into_iter()
-        .map(|outcome| outcome.unwrap_or_else(|| Outcome::failure("not sent".into())))
+        .map(|outcome| outcome.unwrap_or_else(|| RecordedResponse::failure("not sent".into())))
         .collect()
 }
 
@@ -198,9 +199,9 @@ fn describe(
     easy: &mut Easy2<Collector>,
     result: Result<(), curl::Error>,
     request: &QueuedRequest,
-) -> Outcome {
+) -> RecordedResponse {
     if let Err(error) = result {
-        return Outcome::failure(if error.is_operation_timedout() {
+        return RecordedResponse::failure(if error.is_operation_timedout() {
             timeout_message(easy, request.timeout_milliseconds)
         } else {
             error.description().to_owned()
@@ -225,7 +226,7 @@ fn describe(
         .next()
         .unwrap_or_default();
     let content = (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned());
-    Outcome {
+    RecordedResponse {
         status_code,
         content_type,
         headers: Some(Value::Object(headers)),
