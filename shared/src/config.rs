@@ -11,6 +11,8 @@ use crate::signature::{WebhookSecret, WebhookVerifier, DEFAULT_TOLERANCE_SECONDS
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 pub const DEFAULT_EMBEDDING_MAX_INPUTS: usize = 2048;
+/// Chat-model calls per user and minute before ai-processing falls back to its rules.
+pub const DEFAULT_CHAT_MODEL_CALLS_PER_MINUTE: u32 = 20;
 pub const DEFAULT_EMAIL_API_URL: &str = "https://api.resend.com/emails";
 
 /// A credential. `Debug` never shows it.
@@ -117,6 +119,9 @@ pub struct OpenAiConfig {
     pub chat_model: Option<String>,
     /// Inputs per embeddings request: OpenAI takes 2048; some compatible servers take fewer.
     pub embedding_max_inputs: usize,
+    /// `CHAT_MODEL_CALLS_PER_MINUTE`: the chat model is asked about at most this many of one
+    /// user's messages per minute; the others are read by the rules. 0 leaves it to the rules.
+    pub chat_model_calls_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -363,21 +368,48 @@ fn openai_setting(env: &Env) -> Setting<OpenAiConfig> {
             .get("EMBEDDING_MODEL")
             .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned()),
         chat_model: env.get("CHAT_MODEL"),
-        embedding_max_inputs: match env.get("EMBEDDING_MAX_INPUTS") {
-            None => DEFAULT_EMBEDDING_MAX_INPUTS,
-            Some(text) => text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=DEFAULT_EMBEDDING_MAX_INPUTS).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "EMBEDDING_MAX_INPUTS",
-                        "expected a whole number from 1 to 2048",
-                    )
-                })?,
-        },
+        embedding_max_inputs: whole_number(
+            env,
+            "EMBEDDING_MAX_INPUTS",
+            1..=DEFAULT_EMBEDDING_MAX_INPUTS,
+            DEFAULT_EMBEDDING_MAX_INPUTS,
+        )?,
+        chat_model_calls_per_minute: whole_number(
+            env,
+            "CHAT_MODEL_CALLS_PER_MINUTE",
+            0..=100_000,
+            DEFAULT_CHAT_MODEL_CALLS_PER_MINUTE,
+        )?,
     })
+}
+
+/// A whole number within `range`, or `default` when the variable is not set.
+fn whole_number<T>(
+    env: &Env,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+) -> Setting<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let Some(text) = env.get(variable) else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            invalid(
+                variable,
+                format!(
+                    "expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn email_setting(env: &Env) -> Setting<EmailConfig> {
@@ -479,6 +511,10 @@ mod tests {
         assert_eq!(openai.base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(openai.embedding_model, DEFAULT_EMBEDDING_MODEL);
         assert_eq!(openai.embedding_max_inputs, DEFAULT_EMBEDDING_MAX_INPUTS);
+        assert_eq!(
+            openai.chat_model_calls_per_minute,
+            DEFAULT_CHAT_MODEL_CALLS_PER_MINUTE
+        );
         assert_eq!(config.email().unwrap().api_url, DEFAULT_EMAIL_API_URL);
         assert!(config.calendar_sync().is_ok());
         assert!(config.webhook_verifier().is_ok());
@@ -615,6 +651,29 @@ mod tests {
                     })
                 ),
                 "{bad}: {problem:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chat_model_calls_per_minute_is_a_whole_number_and_may_be_zero() {
+        let with = |value: &str| {
+            config(&[
+                ("OPENAI_API_KEY", "sk-test"),
+                ("CHAT_MODEL_CALLS_PER_MINUTE", value),
+            ])
+        };
+        assert_eq!(with(" 0 ").openai().unwrap().chat_model_calls_per_minute, 0);
+        assert_eq!(with("5").openai().unwrap().chat_model_calls_per_minute, 5);
+        for bad in ["-1", "ten", "100001"] {
+            let problem = with(bad).problem(Capability::OpenAi).cloned();
+            assert_eq!(
+                problem.map(|problem| problem.to_string()),
+                Some(
+                    "invalid CHAT_MODEL_CALLS_PER_MINUTE: expected a whole number from 0 to 100000"
+                        .to_owned()
+                ),
+                "{bad}"
             );
         }
     }

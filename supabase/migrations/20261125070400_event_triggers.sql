@@ -45,15 +45,15 @@ values
    null, 'a stay was cancelled: the owner is told'),
   ('calendar.sync.request', 'trip-events', '{function:sync_to_calendar}', null,
    'a trip''s itinerary, to be posted as an iCalendar document'),
-  ('chat.message.process', 'ai-processing', '{trigger:chat_messages.webhook_chat_message_process}', null,
-   'a user''s chat message with its content: preferences and a session memory'),
+  ('chat.message.process', 'ai-processing', '{trigger:chat_messages.webhook_chat_messages_inserted}', null,
+   'the users'' chat messages one statement wrote, by id: preferences and a session memory for each'),
   ('memory.generate.embedding', 'ai-processing',
    '{trigger:memories.webhook_memories_inserted,trigger:memories.webhook_memories_updated,'
    'cron:generate-memory-embeddings}', null,
    'memories to embed: the ids a statement changed, or none for the sweep'),
   ('chat.message.created', 'ai-processing', '{}',
-   'a user''s message is delivered once, as chat.message.process, which carries its content; '
-   'ai-processing still accepts this name, reading the content itself',
+   'a user''s message is delivered once, as chat.message.process; '
+   'ai-processing still accepts this name, for one message',
    'a chat message was written'),
   ('chat.session.started', null, '{}',
    'no function acts on a session opening; clients follow chat_sessions through realtime',
@@ -136,35 +136,33 @@ create trigger webhook_trip_collaborator_removed
   after delete on public.trip_collaborators
   for each row execute function public.webhook_trip_collaboration();
 
--- chat_messages → chat.message.process for a user's message, with its content.
-create or replace function public.webhook_chat_message()
+-- chat_messages → one chat.message.process per statement, with the ids of the users' messages it
+-- inserted (assistant and system messages are not processed). ai-processing reads their content:
+-- a statement of many long messages stays one small delivery.
+create or replace function public.webhook_chat_messages_inserted()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-  v_session public.chat_sessions;
+  v_ids bigint[];
 begin
-  select * into v_session from public.chat_sessions where id = new.session_id;
-  perform public.dispatch_webhook_event('chat.message.process', jsonb_build_object(
-    'event', 'chat.message.process',
-    'message_id', new.id,
-    'session_id', new.session_id,
-    'user_id', v_session.user_id,
-    'trip_id', v_session.trip_id,
-    'role', new.role,
-    'content', new.content,
-    'timestamp', new.created_at,
-    'metadata', new.metadata));
+  select array_agg(n.id order by n.id) into v_ids from new_rows n where n.role = 'user';
+  if v_ids is not null then
+    perform public.dispatch_webhook_event('chat.message.process', jsonb_build_object(
+      'event', 'chat.message.process',
+      'message_ids', to_jsonb(v_ids),
+      'timestamp', now()));
+  end if;
   return null;
 end;
 $$;
 
-create trigger webhook_chat_message_process
+create trigger webhook_chat_messages_inserted
   after insert on public.chat_messages
-  for each row when (new.role = 'user')
-  execute function public.webhook_chat_message();
+  referencing new table as new_rows
+  for each statement execute function public.webhook_chat_messages_inserted();
 
 -- flights / accommodations booking_status → booking.confirmed when booked (booking_type names the
 -- table), booking.<table>.cancelled when cancelled.
@@ -324,7 +322,7 @@ $$;
 
 revoke execute on function
   public.webhook_trip_collaboration(),
-  public.webhook_chat_message(),
+  public.webhook_chat_messages_inserted(),
   public.webhook_booking_status(),
   public.webhook_memories_changed(),
   public.sync_to_calendar(uuid, bigint, text)

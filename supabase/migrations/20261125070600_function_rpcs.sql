@@ -4,7 +4,8 @@
 -- memories (memory_embedding_is_pending) for a while with FOR UPDATE SKIP LOCKED, so two
 -- invocations never take the same memory; what a failed invocation leaves behind is claimable again
 -- when it releases it or its lease expires; a store writes only vectors received, for rows the lease
--- still holds whose content is unchanged. It also upserts the preferences it finds in chat.
+-- still holds whose content is unchanged. For chat it reads the users' messages still to process,
+-- counts chat-model calls per user and minute, and stores session memories with their preferences.
 
 -- A user's e-mail address and display name.
 create function public.get_user_contact(p_user_id uuid)
@@ -164,6 +165,123 @@ as $$
             (m.metadata ->> 'confidence')::double precision, xmax = 0
 $$;
 
+-- Chat messages ------------------------------------------------------------------------------------
+
+-- The users' messages among p_message_ids that have no session memory yet, with their session's
+-- user; and how many of the others already have one. One JSON value: PostgREST caps the rows a
+-- function returns at max_rows.
+create function public.pending_chat_messages(p_message_ids bigint[])
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'messages', coalesce(jsonb_agg(jsonb_build_object(
+        'message_id', c.id, 'session_id', c.session_id, 'user_id', s.user_id, 'content', c.content)
+        order by c.id) filter (where m.id is null), '[]'),
+    'already_processed', count(*) filter (where m.id is not null))
+  from public.chat_messages c
+  join public.chat_sessions s on s.id = c.session_id
+  left join public.session_memories m on m.source_message_id = c.id
+  where c.id = any (p_message_ids) and c.role = 'user'
+$$;
+
+-- Chat-model calls per user in the current minute (UTC, a fixed window): one row per user,
+-- restarted at zero when its minute has passed.
+create table public.chat_model_calls (
+  user_id uuid primary key references auth.users (id) on delete cascade,
+  window_start timestamptz not null,
+  calls integer not null check (calls >= 0)
+);
+comment on table public.chat_model_calls is
+  'Chat-model calls ai-processing made for each user in the current minute, for its per-user cap.';
+alter table public.chat_model_calls enable row level security;
+revoke all on public.chat_model_calls from anon, authenticated, service_role;
+
+-- Grants up to p_per_minute chat-model calls per user and minute: p_wanted is {"<user id>": n};
+-- the answer says how many of each user's n may call the model (the rest use the rules). Users
+-- are locked in id order, so concurrent deliveries never deadlock.
+create function public.reserve_chat_model_calls(p_wanted jsonb, p_per_minute integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_window timestamptz := date_trunc('minute', now());
+  v_user uuid;
+  v_wanted integer;
+  v_used integer;
+  v_granted jsonb := '{}';
+begin
+  for v_user, v_wanted in
+    select w.key::uuid, w.value::integer from jsonb_each_text(p_wanted) w order by 1
+  loop
+    insert into public.chat_model_calls as c (user_id, window_start, calls)
+    values (v_user, v_window, 0)
+    on conflict (user_id) do update
+      set window_start = excluded.window_start,
+          calls = case when c.window_start = excluded.window_start then c.calls else 0 end
+    returning c.calls into v_used;
+    v_wanted := greatest(0, least(v_wanted, p_per_minute - v_used));
+    update public.chat_model_calls set calls = calls + v_wanted where user_id = v_user;
+    v_granted := v_granted || jsonb_build_object(v_user::text, v_wanted);
+  end loop;
+  return v_granted;
+end;
+$$;
+
+-- Session memories for chat messages, each with the preferences found in it (metadata
+-- `preferences`), in one transaction: the memories are inserted once per message (a message that
+-- already has one is left alone, its preferences not counted again), then each user's preferences
+-- from the inserted ones are upserted. Messages deleted meanwhile are passed over.
+create function public.store_chat_memories(p_memories jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_inserted jsonb;
+  v_user record;
+  v_preferences integer := 0;
+begin
+  with inserted as (
+    insert into public.session_memories as s
+      (session_id, user_id, content, embedding, source_message_id, metadata)
+    select m.session_id, m.user_id, m.content, m.embedding::extensions.vector, m.source_message_id,
+           coalesce(m.metadata, '{}')
+    from jsonb_to_recordset(p_memories) as m(session_id uuid, user_id uuid, content text,
+                                             embedding text, source_message_id bigint, metadata jsonb)
+    where exists (select 1 from public.chat_messages c where c.id = m.source_message_id)
+    on conflict (source_message_id) do nothing
+    returning s.user_id, s.source_message_id, s.metadata -> 'preferences' as preferences)
+  select coalesce(jsonb_agg(to_jsonb(i)), '[]') into v_inserted from inserted i;
+
+  for v_user in
+    select f.user_id, max(f.message_id) as message_id,
+           jsonb_agg(jsonb_build_object('category', f.category, 'preference', f.preference,
+                                        'confidence', f.confidence)) as preferences
+    from (
+      select i.user_id, p.category, p.preference, max(p.confidence) as confidence,
+             max(i.source_message_id) as message_id
+      from jsonb_to_recordset(v_inserted) as i(user_id uuid, source_message_id bigint, preferences jsonb)
+      cross join lateral jsonb_to_recordset(coalesce(i.preferences, '[]'))
+        as p(category text, preference text, confidence double precision)
+      group by 1, 2, 3) f
+    group by f.user_id
+    order by f.user_id
+  loop
+    v_preferences := v_preferences + (select count(*)::integer from public.upsert_user_preferences(
+      v_user.user_id, v_user.preferences, v_user.message_id));
+  end loop;
+  return jsonb_build_object('session_memories', jsonb_array_length(v_inserted),
+                            'preferences', v_preferences);
+end;
+$$;
+
 -- The sweep: one memory.generate.embedding without ids when anything is pending and unleased.
 create function public.enqueue_memory_embeddings()
 returns integer
@@ -196,6 +314,9 @@ begin
     'public.store_memory_embeddings(uuid, text, jsonb)',
     'public.release_memory_embeddings(uuid)',
     'public.upsert_user_preferences(uuid, jsonb, bigint)',
+    'public.pending_chat_messages(bigint[])',
+    'public.reserve_chat_model_calls(jsonb, integer)',
+    'public.store_chat_memories(jsonb)',
     'public.enqueue_memory_embeddings()',
     'public.get_user_contact(uuid)']
   loop

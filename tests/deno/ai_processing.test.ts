@@ -162,6 +162,60 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
       },
     );
 
+    await t.step(
+      "one statement of three messages: one delivery, the chat model for one, the log says so",
+      async () => {
+        const envFile = await Deno.makeTempFile({ suffix: ".env" });
+        await Deno.writeTextFile(
+          envFile,
+          "CHAT_MODEL=gpt-4o-mini\nCHAT_MODEL_CALLS_PER_MINUTE=1\n",
+        );
+        const capped = await startStack({
+          args: ["--db-url", DB_URL!, "--offline-apis", "--env-file", envFile],
+        });
+        try {
+          await point(capped.url);
+          const user = await createUser();
+          const ids = await sql(
+            `with s as (insert into chat_sessions (user_id) values ('${user.id}') returning id),
+                  m as (insert into chat_messages (session_id, role, content)
+                        select id, 'user', format('A cheap hostel, night %s', n)
+                        from s, generate_series(1, 3) n returning id)
+             select string_agg(id::text, ',' order by id) from m`,
+          );
+          const first = ids.split(",")[0];
+          await waitFor(
+            `select response_status || ' ' || (response_body::jsonb -> 'extracted_by')::text || ' '
+                    || (response_body::jsonb -> 'chat_model_capped')::text
+             from webhook_logs
+             where webhook_name = '${name}' and payload -> 'message_ids' @> '[${first}]'
+               and status = 'succeeded'`,
+            '200 {"rules": 2, "chat_model": 1} {"messages": 2, "calls_per_user_per_minute": 1}',
+            30,
+          );
+          assert.equal(
+            await sql(
+              `select count(*) from webhook_logs where webhook_name = '${name}'
+               and event_type = 'chat.message.process' and payload -> 'message_ids' @> '[${first}]'`,
+            ),
+            "1",
+            "one delivery for the statement",
+          );
+          assert.equal(
+            await sql(
+              `select string_agg(metadata ->> 'extracted_by', ' ' order by source_message_id)
+               from session_memories where source_message_id in (${ids}) and embedding is not null`,
+            ),
+            "chat_model rules rules",
+          );
+        } finally {
+          await point(stack.url);
+          await capped.stop();
+          await Deno.remove(envFile);
+        }
+      },
+    );
+
     await t.step("without an OpenAI key: 503 not_configured and nothing changed", async () => {
       const keyless = await startStack({ args: ["--db-url", DB_URL!] });
       try {

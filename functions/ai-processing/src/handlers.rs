@@ -4,11 +4,11 @@
 
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
-use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::rest::ServiceRest;
+use shared::{clock, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
+use crate::chat;
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
-use crate::preferences::{self, Preference};
 
 /// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
 pub const DIMENSIONS: usize = 1536;
@@ -19,7 +19,7 @@ const LEASE_SECONDS: u32 = 120;
 /// How long one delivery's background work may spend, retries included: under the hosted edge
 /// runtime's wall-clock limit for a worker (150 s on the free plan), so that it ends by itself and
 /// hands what is left to a new delivery.
-const TIME_BUDGET_MS: f64 = 120_000.0;
+pub(crate) const TIME_BUDGET_MS: f64 = 120_000.0;
 /// Vectors per store call. Writing a vector also inserts it into the HNSW index, which is nearly
 /// all of a store's time: 7–9 ms per vector measured on a busy 2-core machine with 4,000 vectors
 /// indexed, more as the index grows. Hosted PostgREST runs statements under an 8 s
@@ -61,7 +61,7 @@ pub async fn handle(
         .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
     match work {
         Work::Embeddings => accept_embeddings(delivery, config),
-        Work::Chat => process_chat(function, delivery, config)
+        Work::Chat => chat::process(function, delivery, config)
             .await
             .map(Handled::Done),
     }
@@ -69,9 +69,9 @@ pub async fn handle(
 
 /// Counts what one delivery did.
 #[derive(Debug, Default)]
-struct Progress {
+pub(crate) struct Progress {
     embedded: usize,
-    provider_calls: usize,
+    pub(crate) provider_calls: usize,
     skipped: usize,
 }
 
@@ -240,12 +240,12 @@ fn stored_rows(
 /// exactly the received ones, and cheaper for Postgres to read than a JSON array of numbers.
 /// serde_json writes exactly that for finite `f32`s (every parsed component is finite), with
 /// the float formatter the module already carries.
-fn vector_literal(vector: &[f32]) -> String {
+pub(crate) fn vector_literal(vector: &[f32]) -> String {
     serde_json::to_string(vector).unwrap_or_default()
 }
 
 /// One embeddings request, retried as the API asks within the time budget.
-async fn request_embeddings(
+pub(crate) async fn request_embeddings(
     config: &OpenAiConfig,
     batch: &EmbeddingBatch,
     deadline: f64,
@@ -366,216 +366,6 @@ async fn count_pending(rest: &ServiceRest, ids: Option<&[i64]>) -> Result<u64, E
         &json!({ "p_memory_ids": ids }),
     );
     Ok(rest.execute(request).await?.as_u64().unwrap_or(0))
-}
-
-// Chat ------------------------------------------------------------------------------------------
-
-/// A chat message as the `chat_messages` trigger sends it.
-struct ChatMessage {
-    message_id: i64,
-    session_id: String,
-    user_id: String,
-    role: String,
-    /// `chat.message.process` carries it; for `chat.message.created` it is read.
-    content: Option<String>,
-}
-
-impl ChatMessage {
-    fn parse(payload: &Map<String, Value>) -> Result<Self, EdgeError> {
-        let text = |name: &str| -> Result<String, EdgeError> {
-            match payload.get(name) {
-                None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
-                Some(Value::String(text)) => Ok(text.clone()),
-                Some(_) => Err(EdgeError::invalid_field(name, "expected a string")),
-            }
-        };
-        let message_id = match payload.get("message_id") {
-            None | Some(Value::Null) => return Err(EdgeError::MissingField("message_id".into())),
-            Some(id) => id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-                EdgeError::invalid_field("message_id", "expected a positive integer id")
-            })?,
-        };
-        let content = match payload.get("content") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(content)) => Some(content.clone()),
-            Some(_) => return Err(EdgeError::invalid_field("content", "expected a string")),
-        };
-        // Both are uuid columns: anything else would only fail later, in PostgREST.
-        let uuid = |name: &str| -> Result<String, EdgeError> {
-            let id = text(name)?;
-            if is_uuid(&id) {
-                Ok(id.to_ascii_lowercase())
-            } else {
-                Err(EdgeError::invalid_field(name, "expected a UUID"))
-            }
-        };
-        Ok(Self {
-            message_id,
-            session_id: uuid("session_id")?,
-            user_id: uuid("user_id")?,
-            role: text("role")?,
-            content,
-        })
-    }
-}
-
-async fn process_chat(
-    function: &'static str,
-    delivery: &Delivery,
-    config: &EdgeConfig,
-) -> Result<Outcome, EdgeError> {
-    let message = ChatMessage::parse(&delivery.payload)?;
-    if message.role != "user" {
-        return Ok(outcome([("skipped", json!("not_a_user_message"))]));
-    }
-    let openai = config.openai()?;
-    let rest = ServiceRest::new(config.supabase()?);
-    let receipts = Receipts::new(&rest, function);
-    if let Some(webhook_id) = &delivery.webhook_id {
-        if receipts.seen(webhook_id).await? {
-            return Ok(outcome([("duplicate", json!(true))]));
-        }
-    }
-    // Both chat events of one message lead here; the message is processed once.
-    let existing = rest
-        .from("session_memories")
-        .select("id")
-        .eq("source_message_id", message.message_id.to_string());
-    let result = if !rest.rows(existing).await?.is_empty() {
-        outcome([("skipped", json!("already_processed"))])
-    } else {
-        let content = match &message.content {
-            Some(content) => content.clone(),
-            None => read_message(&rest, message.message_id).await?,
-        };
-        remember_message(&rest, openai, &message, &content).await?
-    };
-    if let Some(webhook_id) = &delivery.webhook_id {
-        receipts
-            .record(webhook_id, &delivery.event, &result)
-            .await?;
-    }
-    Ok(result)
-}
-
-async fn read_message(rest: &ServiceRest, message_id: i64) -> Result<String, EdgeError> {
-    let request = rest
-        .from("chat_messages")
-        .select("content")
-        .eq("id", message_id.to_string());
-    let rows = rest.rows(request).await?;
-    rows.first()
-        .and_then(|row| row.get("content"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| EdgeError::invalid_field("message_id", "no such chat message"))
-}
-
-/// Preferences (chat model with a JSON schema when `CHAT_MODEL` is set, else rules), the session
-/// memory with its embedding, and the preference memories.
-async fn remember_message(
-    rest: &ServiceRest,
-    openai: &OpenAiConfig,
-    message: &ChatMessage,
-    content: &str,
-) -> Result<Outcome, EdgeError> {
-    let mut progress = Progress::default();
-    let deadline = clock::now_ms() + TIME_BUDGET_MS;
-    let (found, source) = match &openai.chat_model {
-        Some(model) => (ask_chat_model(openai, model, content).await?, "chat_model"),
-        None => (preferences::extract_by_rules(content), "rules"),
-    };
-    let (text, truncated) =
-        preferences::session_memory_text(content, preferences::SESSION_MEMORY_MAX_BYTES);
-    let memory = PendingMemory {
-        id: message.message_id,
-        content: text.clone(),
-    };
-    let plan = embeddings::plan_batches(&[memory], &EmbeddingLimits::default());
-    let embedding = match plan.batches.first() {
-        Some(batch) => request_embeddings(openai, batch, deadline, &mut progress)
-            .await?
-            .into_iter()
-            .next()
-            .map(|(_, vector)| json!(vector_literal(&vector))),
-        None => None,
-    };
-    let listed: Vec<Value> = found.iter().map(preference_json).collect();
-    let row = json!({
-        "session_id": message.session_id,
-        "user_id": message.user_id,
-        "content": text,
-        "embedding": embedding,
-        "source_message_id": message.message_id,
-        "metadata": {
-            "message_id": message.message_id,
-            "truncated": truncated,
-            "preferences": listed,
-            "extracted_by": source,
-            "embedding_model": embedding.as_ref().map(|_| &openai.embedding_model),
-        },
-    });
-    let inserted = rest
-        .insert_new("session_memories", "source_message_id", &row)
-        .await?;
-    if !found.is_empty() {
-        let request = rest.rpc(
-            "upsert_user_preferences",
-            &json!({
-                "p_user_id": message.user_id,
-                "p_preferences": listed,
-                "p_message_id": message.message_id,
-            }),
-        );
-        rest.execute(request).await?;
-    }
-    Ok(outcome([
-        ("extracted_by", json!(source)),
-        ("preferences", Value::Array(listed)),
-        ("session_memory", json!(!inserted.is_empty())),
-        ("truncated", json!(truncated)),
-        ("provider_calls", json!(progress.provider_calls)),
-    ]))
-}
-
-fn preference_json(preference: &Preference) -> Value {
-    json!({
-        "category": preference.category.as_str(),
-        "preference": preference.preference,
-        "confidence": preference.confidence,
-    })
-}
-
-async fn ask_chat_model(
-    config: &OpenAiConfig,
-    model: &str,
-    message: &str,
-) -> Result<Vec<Preference>, EdgeError> {
-    let body = json!({
-        "model": model,
-        "messages": preferences::chat_messages(message),
-        "response_format": preferences::response_format(),
-    });
-    let answer = openai::post(config, "chat/completions", &body).await;
-    if !answer.is_success() {
-        let detail = answer.failure.as_deref().unwrap_or(&answer.body);
-        return Err(embeddings::upstream_error(
-            answer.status,
-            None,
-            format!(
-                "chat completion failed: {}",
-                embeddings::describe_failure(answer.status, detail)
-            ),
-        ));
-    }
-    let parsed: Value = serde_json::from_str(&answer.body).map_err(|error| {
-        embeddings::upstream_error(
-            answer.status,
-            None,
-            format!("chat answer is not JSON: {error}"),
-        )
-    })?;
-    preferences::parse_chat_response(&parsed)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `ai-processing`: embeddings for `memories` and travel-preference extraction from chat for
 //! TripSage. Events arrive as signed webhooks from Postgres.
 
+mod chat;
 pub mod embeddings;
 mod handlers;
 

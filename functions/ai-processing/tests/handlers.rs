@@ -90,23 +90,60 @@ impl Stack {
     /// A new user's chat message, and the chat.message.process request the trigger queued for it.
     async fn user_message(&self, content: &str) -> (String, i64, IncomingRequest) {
         let user = self.user().await;
-        let message_id: i64 = self
+        let (request, ids) = self.chat_statement(&[(&user, 1)], content).await;
+        (user, ids[0], request)
+    }
+
+    /// One statement inserting, for each `(user, n)`, n user messages (`content` numbered) and one
+    /// assistant message in a new session of that user; the chat.message.process the trigger
+    /// queued, and the user messages' ids.
+    async fn chat_statement(
+        &self,
+        users: &[(&str, i32)],
+        content: &str,
+    ) -> (IncomingRequest, Vec<i64>) {
+        let users_json = json!(users
+            .iter()
+            .map(|(user, n)| json!({ "user_id": user, "n": n }))
+            .collect::<Vec<_>>());
+        let rows = self
             .db
-            .query_one(
-                "with session as (
-                   insert into chat_sessions (user_id) values ($1::text::uuid) returning id)
+            .query(
+                "with wanted as (
+                   select * from jsonb_to_recordset($1::text::jsonb) as w(user_id uuid, n integer)),
+                 sessions as (
+                   insert into chat_sessions (user_id) select user_id from wanted
+                   returning id, user_id)
                  insert into chat_messages (session_id, role, content)
-                 select id, 'user', $2 from session
-                 returning id",
-                &[&user, &content],
+                 select s.id, m.role, case when w.n = 1 and m.role = 'user' then $2::text
+                                           else format('%s (%s)', $2::text, m.n) end
+                 from sessions s join wanted w using (user_id)
+                 cross join lateral (
+                   select 'user' as role, n from generate_series(1, w.n) n
+                   union all select 'assistant', 0) m
+                 returning id, role",
+                &[&users_json.to_string(), &content],
             )
             .await
-            .expect("insert a chat message")
-            .get(0);
+            .expect("insert chat messages");
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .filter(|row| row.get::<_, String>(1) == "user")
+            .map(|row| row.get(0))
+            .collect();
+        ids.sort_unstable();
         let request = self
-            .queued("chat.message.process", &json!({ "message_id": message_id }))
+            .queued("chat.message.process", &json!({ "message_ids": ids }))
             .await;
-        (user, message_id, request)
+        (request, ids)
+    }
+
+    fn chat_calls(&self) -> usize {
+        self.stand_ins.request_count("/openai/v1/chat/completions")
+    }
+
+    async fn count(&self, sql: &str, ids: &[i64]) -> i64 {
+        self.db.query_one(sql, &[&ids]).await.unwrap().get(0)
     }
 
     async fn embedded(&self, ids: &[i64]) -> i64 {
@@ -365,9 +402,21 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
         .user_message("I am looking for a cheap hostel near the old town.")
         .await;
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
-    assert_eq!(body["extracted_by"], "rules", "{body}");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["session_memory"], true);
+    assert_eq!(
+        (
+            &body["messages"],
+            &body["session_memories"],
+            &body["extracted_by"]
+        ),
+        (
+            &json!(1),
+            &json!(1),
+            &json!({ "chat_model": 0, "rules": 1 })
+        ),
+        "{body}"
+    );
+    assert!(body.get("chat_model_capped").is_none(), "{body}");
 
     let preferences = stack
         .db
@@ -391,6 +440,7 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
         found.contains(&("accommodation".into(), "hostel".into())),
         "{found:?}"
     );
+    assert_eq!(body["preferences"], json!(found.len()));
     let session: (String, bool) = stack
         .db
         .query_one(
@@ -412,16 +462,92 @@ async fn a_cheap_hostel_message_becomes_preferences_and_a_session_memory() {
     // Delivered again: a duplicate, nothing more.
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(true)));
-    let sessions: i64 = stack
+    let sessions = stack
+        .count(
+            "select count(*) from session_memories where source_message_id = any($1)",
+            &[message_id],
+        )
+        .await;
+    assert_eq!(sessions, 1);
+}
+
+#[tokio::test]
+async fn three_hundred_messages_in_one_statement_are_one_delivery_and_one_embeddings_call() {
+    let stack = Stack::start().await;
+    let (ada, bob, cy) = (stack.user().await, stack.user().await, stack.user().await);
+    let (request, ids) = stack
+        .chat_statement(
+            &[(&ada, 100), (&bob, 150), (&cy, 50)],
+            "We want a cheap hostel by the beach",
+        )
+        .await;
+    assert_eq!(ids.len(), 300);
+    let deliveries = stack
+        .count(
+            "select count(*) from webhook_logs
+             where event_type = 'chat.message.process' and payload -> 'message_ids' @> to_jsonb($1::bigint[])",
+            &ids[..1],
+        )
+        .await;
+    assert_eq!(deliveries, 1, "one delivery for the statement");
+
+    let (status, body) = deliver(&stack.config(true), request.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["messages"],
+            &body["session_memories"],
+            &body["provider_calls"]
+        ),
+        (&json!(300), &json!(300), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(
+        stack.provider_calls(),
+        1,
+        "ceil(300 / 2048) embeddings calls"
+    );
+    let embedded = stack
+        .count(
+            "select count(*) from session_memories
+             where source_message_id = any($1) and embedding is not null",
+            &ids,
+        )
+        .await;
+    assert_eq!(embedded, 300);
+    // Each user's repeated preference is one memory, reinforced by the latest message.
+    let preferences = stack
+        .count(
+            "select count(*) from memories m
+             where memory_type = 'user_preference' and metadata ->> 'preference' = 'hostel'
+               and (metadata ->> 'message_id')::bigint = any($1)",
+            &ids,
+        )
+        .await;
+    assert_eq!(preferences, 3, "one hostel preference per user");
+
+    // The receipt lost (the function stopped after storing): the same delivery finds every
+    // message processed and asks the provider nothing.
+    stack
         .db
-        .query_one(
-            "select count(*) from session_memories where source_message_id = $1",
-            &[&message_id],
+        .execute(
+            "delete from webhook_receipts where function_name = 'ai-processing'",
+            &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(sessions, 1);
+        .unwrap();
+    let (status, body) = deliver(&stack.config(true), request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["session_memories"],
+            &body["already_processed"],
+            &body["preferences"]
+        ),
+        (&json!(0), &json!(300), &json!(0)),
+        "{body}"
+    );
+    assert_eq!(stack.provider_calls(), 1);
 }
 
 #[tokio::test]
@@ -431,15 +557,82 @@ async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
     let config = stack.config_with(true, &[("CHAT_MODEL", "gpt-4o-mini")]);
     let (status, body) = deliver(&config, request).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["extracted_by"], "chat_model");
+    assert_eq!(body["extracted_by"], json!({ "chat_model": 1, "rules": 0 }));
     assert_eq!(
-        stack.stand_ins.request_count("/openai/v1/chat/completions"),
+        stack.chat_calls(),
         1,
         "the stand-in accepted the strict json_schema request"
     );
     // The stand-in answers the smallest instance of the schema: no preferences.
-    assert_eq!(body["preferences"], json!([]));
-    assert_eq!(body["session_memory"], true);
+    assert_eq!(body["preferences"], json!(0));
+    assert_eq!(body["session_memories"], json!(1));
+}
+
+#[tokio::test]
+async fn chat_model_calls_are_capped_per_user_per_minute_and_the_rest_use_the_rules() {
+    let stack = Stack::start().await;
+    let (ada, bob) = (stack.user().await, stack.user().await);
+    let config = stack.config_with(
+        true,
+        &[
+            ("CHAT_MODEL", "gpt-4o-mini"),
+            ("CHAT_MODEL_CALLS_PER_MINUTE", "2"),
+        ],
+    );
+    let window = |user: String| {
+        let db = &stack.db;
+        async move {
+            let row = db
+                .query_one(
+                    "select window_start::text, calls from chat_model_calls
+                     where user_id = $1::text::uuid",
+                    &[&user],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, String>(0), row.get::<_, i32>(1))
+        }
+    };
+
+    let (request, ids) = stack
+        .chat_statement(&[(&ada, 5), (&bob, 1)], "A cheap hostel, please")
+        .await;
+    let (status, body) = deliver(&config, request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stack.chat_calls(), 3, "two of ada's five, bob's one");
+    assert_eq!(body["extracted_by"], json!({ "chat_model": 3, "rules": 3 }));
+    assert_eq!(
+        body["chat_model_capped"],
+        json!({ "messages": 3, "calls_per_user_per_minute": 2 }),
+        "the answer, which webhook_logs keeps, says the cap was reached"
+    );
+    let by_rules = stack
+        .count(
+            "select count(*) from session_memories
+             where source_message_id = any($1) and metadata ->> 'extracted_by' = 'rules'",
+            &ids,
+        )
+        .await;
+    assert_eq!(by_rules, 3);
+    let (first_window, calls) = window(ada.clone()).await;
+    assert_eq!(calls, 2);
+
+    // Another statement of ada's: within the same minute the model is not asked again.
+    let (request, _) = stack.chat_statement(&[(&ada, 2)], "Quiet beaches").await;
+    let (status, body) = deliver(&config, request).await;
+    assert_eq!(status, 200, "{body}");
+    let (second_window, calls) = window(ada).await;
+    let expected = if second_window == first_window { 0 } else { 2 };
+    assert_eq!(
+        body["extracted_by"]["chat_model"],
+        json!(expected),
+        "{first_window} → {second_window}: {body}"
+    );
+    assert_eq!(
+        calls, 2,
+        "the new minute counts from zero, up to the cap again"
+    );
+    assert_eq!(stack.chat_calls(), 3 + expected);
 }
 
 #[tokio::test]

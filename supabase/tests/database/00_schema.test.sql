@@ -2,13 +2,13 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 
-select plan(30);
+select plan(31);
 
 select tables_are('public', array[
   'trips', 'trip_collaborators', 'itinerary_items', 'flights', 'accommodations', 'transportation',
   'chat_sessions', 'chat_messages', 'chat_tool_calls', 'api_keys', 'memories', 'session_memories',
   'notifications', 'system_metrics', 'search_destinations', 'search_activities', 'search_flights',
-  'search_hotels', 'webhook_configs', 'webhook_logs', 'webhook_receipts', 'event_catalog'],
+  'search_hotels', 'webhook_configs', 'webhook_logs', 'webhook_receipts', 'event_catalog', 'chat_model_calls'],
   'public has exactly the TripSage tables');
 
 select ok(c.relrowsecurity, format('row level security is enabled on %s', c.relname))

@@ -4,7 +4,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(49);
+select plan(50);
 
 select pg_temp.create_user('owner@example.com') as owner \gset
 select pg_temp.create_user('friend@example.com') as friend \gset
@@ -73,20 +73,26 @@ select is((select body ->> 'operation' || ' ' || (body ->> 'user_id') from pg_te
 
 insert into public.chat_sessions (user_id, trip_id) values (:'owner', :trip) returning id as session \gset
 insert into public.chat_messages (session_id, role, content)
-values (:'session', 'user', 'We want a cheap hostel near the station');
+values (:'session', 'user', 'We want a cheap hostel near the station') returning id as message \gset
 select id as processed from pg_temp.last_log('chat.message.process') \gset
 select is((select url from pg_temp.queued(:processed)),
   (select url from public.webhook_configs where name = 'ai_processing'),
   'a user''s chat message posts to the ai_processing webhook');
-select is((select body ->> 'event' || ': ' || (body ->> 'content') from pg_temp.queued(:processed)),
-  'chat.message.process: We want a cheap hostel near the station', 'with its content');
-select is((select (body ->> 'user_id') || ' ' || (body ->> 'role') from pg_temp.queued(:processed)),
-  :'owner' || ' user', 'and the session''s user');
+select is((select body ->> 'event' || ': ' || (body -> 'message_ids') from pg_temp.queued(:processed)),
+  format('chat.message.process: [%s]', :message), 'naming the message');
 select is((select count(*) from public.webhook_logs where event_type = 'chat.message.created'), 0::bigint,
   'a message is sent once, as chat.message.process: chat.message.created is not emitted');
 insert into public.chat_messages (session_id, role, content) values (:'session', 'assistant', 'Try Hostel Mitsuwa');
 select is((select count(*) from public.webhook_logs where event_type = 'chat.message.process'), 1::bigint,
   'an assistant message is not processed');
+insert into public.chat_messages (session_id, role, content)
+select :'session', case when n % 3 = 0 then 'assistant' else 'user' end, format('Message %s', n)
+from generate_series(1, 300) n;
+select is((select count(*) from public.webhook_logs where event_type = 'chat.message.process'), 2::bigint,
+  'one statement of 300 messages sends one more event');
+select id as statement from pg_temp.last_log('chat.message.process') \gset
+select is((select jsonb_array_length(body -> 'message_ids') from pg_temp.queued(:statement)), 200,
+  'naming its 200 user messages');
 
 -- flights / accommodations -----------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(31);
+select plan(42);
 
 select pg_temp.create_user('ada@example.com') as ada \gset
 
@@ -155,10 +155,59 @@ select is((select count(*) from public.memories
            where user_id = :'ada' and memory_type = 'user_preference' and metadata ? 'category'), 2::bigint,
   'one memory per (user, category, preference)');
 
+-- Chat messages --------------------------------------------------------------------------------
+insert into public.chat_sessions (user_id) values (:'ada') returning id as session \gset
+with m as (
+  insert into public.chat_messages (session_id, role, content)
+  values (:'session', 'user', 'A cheap hostel'), (:'session', 'assistant', 'Sure'),
+         (:'session', 'user', 'Hostels again')
+  returning id, role)
+select array_agg(id order by id) filter (where role = 'user') as chat_ids,
+       array_agg(id) filter (where role = 'assistant') as assistant_ids from m \gset
+select is((select jsonb_array_length(p -> 'messages') || ' ' || (p ->> 'already_processed')
+           from public.pending_chat_messages(:'chat_ids'::bigint[] || :'assistant_ids'::bigint[]) p),
+  '2 0', 'pending chat messages are the users'' messages without a session memory');
+select is(public.store_chat_memories(jsonb_build_array(
+    jsonb_build_object('session_id', :'session', 'user_id', :'ada', 'content', 'A cheap hostel',
+      'source_message_id', (:'chat_ids'::bigint[])[1], 'metadata', jsonb_build_object('preferences',
+        '[{"category": "accommodation", "preference": "hostel", "confidence": 0.6}]'::jsonb)),
+    jsonb_build_object('session_id', :'session', 'user_id', :'ada', 'content', 'Hostels again',
+      'source_message_id', (:'chat_ids'::bigint[])[2], 'metadata', jsonb_build_object('preferences',
+        '[{"category": "accommodation", "preference": "hostel", "confidence": 0.8}]'::jsonb)))),
+  '{"preferences": 1, "session_memories": 2}'::jsonb,
+  'two session memories, one preference found twice: one upsert, with the higher confidence');
+select is((select (metadata ->> 'confidence')::double precision from public.memories
+           where user_id = :'ada' and metadata ->> 'preference' = 'hostel'), 0.8::double precision,
+  'the preference keeps the higher confidence');
+select is(public.store_chat_memories(jsonb_build_array(
+    jsonb_build_object('session_id', :'session', 'user_id', :'ada', 'content', 'A cheap hostel',
+      'source_message_id', (:'chat_ids'::bigint[])[1], 'metadata', jsonb_build_object('preferences',
+        '[{"category": "accommodation", "preference": "hostel", "confidence": 0.9}]'::jsonb)))),
+  '{"preferences": 0, "session_memories": 0}'::jsonb,
+  'stored again, a message already remembered changes nothing');
+select is((select (p ->> 'already_processed') || ' ' || jsonb_array_length(p -> 'messages')
+           from public.pending_chat_messages(:'chat_ids') p),
+  '2 0', 'and both count as processed');
+
+select is(public.reserve_chat_model_calls(jsonb_build_object(:'ada', 2), 3),
+  jsonb_build_object(:'ada', 2), 'chat-model calls are granted up to the cap');
+select is(public.reserve_chat_model_calls(jsonb_build_object(:'ada', 2), 3),
+  jsonb_build_object(:'ada', 1), 'then only what is left of it');
+select is(public.reserve_chat_model_calls(jsonb_build_object(:'ada', 4), 3),
+  jsonb_build_object(:'ada', 0), 'then none, within the minute');
+update public.chat_model_calls set window_start = window_start - interval '1 minute'
+where user_id = :'ada';
+select is(public.reserve_chat_model_calls(jsonb_build_object(:'ada', 4), 3),
+  jsonb_build_object(:'ada', 3), 'a new minute counts from zero');
+
 -- Who may call what ----------------------------------------------------------------------------
 select pg_temp.act_as(:'ada');
 select throws_ok('select public.claim_memory_embeddings()', '42501', null,
   'users cannot claim memories');
+select throws_ok(format('select public.reserve_chat_model_calls(%L, 1000)', jsonb_build_object(:'ada', 1)),
+  '42501', null, 'users cannot grant themselves chat-model calls');
+select throws_ok('select * from public.chat_model_calls', '42501', null,
+  'nor read the counts');
 select throws_ok(format('update public.memories set embedding = %L where id = %s',
                         pg_temp.vector_text(1), :first_id),
   '42501', null, 'users cannot write embeddings');
