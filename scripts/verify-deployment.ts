@@ -18,7 +18,7 @@ const WEBHOOKS: Record<string, string> = {
   trip_events: "trip-events",
   ai_processing: "ai-processing",
 };
-/** The collector reads pg_net's answers every 5 seconds; retries wait longer. */
+/** The collector reads pg_net's answers every second; retries wait longer. */
 const DELIVERY_WAIT_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 20_000;
 

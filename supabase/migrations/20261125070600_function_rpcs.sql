@@ -1,6 +1,6 @@
 -- RPCs for the edge functions, callable by the service role only (through /rest/v1/rpc).
 --
--- trip-events reads a user's contact details. ai-processing embeds memories: a claim leases pending
+-- trip-events reads a user's contact details, and for an invitation everything it needs at once. ai-processing embeds memories: a claim leases pending
 -- memories (memory_embedding_is_pending) for a while with FOR UPDATE SKIP LOCKED, so two
 -- invocations never take the same memory; what a failed invocation leaves behind is claimable again
 -- when it releases it or its lease expires; a store writes only vectors received, for rows the lease
@@ -165,6 +165,26 @@ as $$
             (m.metadata ->> 'confidence')::double precision, xmax = 0
 $$;
 
+-- What an invitation needs, in one round trip: the trip (null when it is gone), the collaborator's
+-- level as the row holds it now (null when they are no longer one), and both people's contact
+-- details (null for a user who is gone).
+create function public.invitation_context(p_trip_id bigint, p_user_id uuid, p_added_by uuid)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'trip', (select jsonb_build_object('id', t.id, 'name', t.name, 'destination', t.destination,
+                                       'user_id', t.user_id)
+             from public.trips t where t.id = p_trip_id),
+    'permission_level', (select c.permission_level from public.trip_collaborators c
+                         where c.trip_id = p_trip_id and c.user_id = p_user_id),
+    'inviter', (select to_jsonb(u) from public.get_user_contact(p_added_by) u),
+    'invitee', (select to_jsonb(u) from public.get_user_contact(p_user_id) u))
+$$;
+
 -- Chat messages ------------------------------------------------------------------------------------
 
 -- The users' messages among p_message_ids that have no session memory yet, with their session's
@@ -318,7 +338,8 @@ begin
     'public.reserve_chat_model_calls(jsonb, integer)',
     'public.store_chat_memories(jsonb)',
     'public.enqueue_memory_embeddings()',
-    'public.get_user_contact(uuid)']
+    'public.get_user_contact(uuid)',
+    'public.invitation_context(bigint, uuid, uuid)']
   loop
     execute format('revoke execute on function %s from public, anon, authenticated', f);
     execute format('grant execute on function %s to service_role', f);

@@ -1,7 +1,9 @@
 -- pg_cron jobs. Schedules are in UTC (pg_cron's clock). Each job is scheduled here and nowhere
 -- else; cron.schedule() replaces a job of the same name, so re-running this migration is harmless.
 
-select cron.schedule('process-webhook-responses', '5 seconds',
+-- Every second: the collector is what marks a delivery done, so its cadence bounds how soon a
+-- burst counts as delivered; a run with nothing to collect costs about a millisecond.
+select cron.schedule('process-webhook-responses', '1 seconds',
   $$select public.process_webhook_responses()$$);
 
 select cron.schedule('generate-memory-embeddings', '*/5 * * * *',

@@ -36,9 +36,13 @@ pub async fn handle(
         config,
         delivery,
     };
-    let result = match read_trip(&rest, event.trip_id()).await? {
-        None => skipped("trip_not_found"),
-        Some(trip) => handler.apply(&event, &trip).await?,
+    let result = match &event {
+        // The commonest event, in bursts: its reads are one round trip.
+        TripEvent::CollaboratorAdded(collaboration) => handler.invitation(collaboration).await?,
+        _ => match read_trip(&rest, event.trip_id()).await? {
+            None => skipped("trip_not_found"),
+            Some(trip) => handler.apply(&event, &trip).await?,
+        },
     };
     if let Some(webhook_id) = &delivery.webhook_id {
         receipts
@@ -65,19 +69,7 @@ impl Handler<'_> {
     async fn apply(&self, event: &TripEvent, trip: &Trip) -> Result<Outcome, EdgeError> {
         let id = self.webhook_id();
         match event {
-            TripEvent::CollaboratorAdded(collaboration) => {
-                // The level the invitation names is the row's.
-                match collaborator_level(self.rest, collaboration).await? {
-                    None => Ok(skipped("not_a_collaborator")),
-                    Some(level) => {
-                        let current = Collaboration {
-                            permission_level: level,
-                            ..collaboration.clone()
-                        };
-                        self.invite(trip, &current).await
-                    }
-                }
-            }
+            TripEvent::CollaboratorAdded(collaboration) => self.invitation(collaboration).await,
             TripEvent::CollaboratorUpdated {
                 collaboration,
                 old_level,
@@ -135,6 +127,35 @@ impl Handler<'_> {
         ]))
     }
 
+    /// An invitation, from what `invitation_context` says now: the trip, the collaborator's
+    /// current level (the one the invitation names), and both people's contact details.
+    async fn invitation(&self, collaboration: &Collaboration) -> Result<Outcome, EdgeError> {
+        let request = self.rest.rpc(
+            "invitation_context",
+            &json!({
+                "p_trip_id": collaboration.trip_id,
+                "p_user_id": collaboration.user_id,
+                "p_added_by": collaboration.added_by,
+            }),
+        );
+        let context = self.rest.execute(request).await?;
+        let Some(trip) = trip_from_row(&context["trip"]) else {
+            return Ok(skipped("trip_not_found"));
+        };
+        let Some(level) = context["permission_level"].as_str() else {
+            return Ok(skipped("not_a_collaborator"));
+        };
+        let current = Collaboration {
+            permission_level: level.to_owned(),
+            ..collaboration.clone()
+        };
+        let people = People {
+            inviter: contact_from_row(&context["inviter"]),
+            invitee: contact_from_row(&context["invitee"]),
+        };
+        self.invite(&trip, &current, people).await
+    }
+
     /// The invitation: the notification, then (when e-mail is configured) the e-mail. A retry
     /// after an e-mail failure finds the notification there and sends the e-mail with the same
     /// idempotency key, so the provider sends it at most once.
@@ -142,11 +163,14 @@ impl Handler<'_> {
         &self,
         trip: &Trip,
         collaboration: &Collaboration,
+        people: People,
     ) -> Result<Outcome, EdgeError> {
-        let inviter = read_contact(self.rest, &collaboration.added_by).await?;
-        let inviter_name = inviter.as_ref().map_or("A fellow traveller", |contact| {
-            contact.display_name.as_str()
-        });
+        let inviter_name = people
+            .inviter
+            .as_ref()
+            .map_or("A fellow traveller", |contact| {
+                contact.display_name.as_str()
+            });
         let notification =
             notifications::invitation(trip, collaboration, inviter_name, self.webhook_id());
         let mut result = self.notified(&notification).await?;
@@ -154,7 +178,7 @@ impl Handler<'_> {
             json!("disabled")
         } else {
             let email_config = self.config.email()?;
-            match read_contact(self.rest, &collaboration.user_id).await? {
+            match people.invitee {
                 None => json!("no_address"),
                 Some(contact) => {
                     let email = notifications::invitation_email(
@@ -274,16 +298,18 @@ async fn read_trip(rest: &ServiceRest, trip_id: i64) -> Result<Option<Trip>, Edg
         .select("id,name,destination,user_id")
         .eq("id", trip_id.to_string());
     let rows = rest.rows(request).await?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
+    Ok(rows.first().and_then(trip_from_row))
+}
+
+/// A `trips` row with `id, name, destination, user_id`.
+fn trip_from_row(row: &Value) -> Option<Trip> {
     let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    Ok(Some(Trip {
-        id: trip_id,
+    Some(Trip {
+        id: row.get("id")?.as_i64()?,
         name: text("name").to_owned(),
         destination: text("destination").to_owned(),
         owner_id: text("user_id").to_owned(),
-    }))
+    })
 }
 
 struct Contact {
@@ -291,20 +317,22 @@ struct Contact {
     display_name: String,
 }
 
-/// A user's address and name through the service-role-only `get_user_contact()`.
-async fn read_contact(rest: &ServiceRest, user_id: &str) -> Result<Option<Contact>, EdgeError> {
-    let request = rest.rpc("get_user_contact", &json!({ "p_user_id": user_id }));
-    let rows = rest.rows(request).await?;
-    Ok(rows.first().and_then(|row| {
-        let email = row.get("email")?.as_str()?.to_owned();
-        let display_name = row
-            .get("display_name")
-            .and_then(Value::as_str)
-            .unwrap_or(&email)
-            .to_owned();
-        Some(Contact {
-            email,
-            display_name,
-        })
-    }))
+/// Who sent an invitation and who receives it.
+struct People {
+    inviter: Option<Contact>,
+    invitee: Option<Contact>,
+}
+
+/// A user's address and name as `get_user_contact()` gives them.
+fn contact_from_row(row: &Value) -> Option<Contact> {
+    let email = row.get("email")?.as_str()?.to_owned();
+    let display_name = row
+        .get("display_name")
+        .and_then(Value::as_str)
+        .unwrap_or(&email)
+        .to_owned();
+    Some(Contact {
+        email,
+        display_name,
+    })
 }

@@ -35,6 +35,8 @@ pub const PREFIX: &str = "/rest/v1";
 const AUTHENTICATOR: (&str, &str) = ("authenticator", "postgres");
 const SINGLE_OBJECT: &str = "application/vnd.pgrst.object+json";
 const POOL_SIZE: usize = 16;
+/// Prepared statements a pooled connection keeps before it starts afresh.
+const STATEMENT_CACHE_SIZE: usize = 256;
 
 /// What `supabase/config.toml`'s `[api]` section says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -359,6 +361,11 @@ impl RestApi {
             return Err(ApiError::not_single(outcome.rows));
         }
         transaction.commit().await.map_err(database)?;
+        // Each statement is prepared once per connection (PostgREST prepares its statements
+        // too); a caller sending ever new queries cannot grow a connection's cache past this.
+        if client.statement_cache.size() > STATEMENT_CACHE_SIZE {
+            client.statement_cache.clear();
+        }
         Ok(respond(outcome, &shape))
     }
 
@@ -376,16 +383,14 @@ impl RestApi {
         }
     }
 
-    /// `SET LOCAL ROLE` and the request settings PostgREST gives every transaction.
+    /// The role and the request settings PostgREST gives every transaction, in one statement as
+    /// PostgREST sets them (`set_config('role', …, true)` is `SET LOCAL ROLE`).
     async fn become_caller(
         &self,
         transaction: &Transaction<'_>,
         caller: &Caller,
         request: &Incoming<'_>,
     ) -> Result<(), tokio_postgres::Error> {
-        transaction
-            .batch_execute(&format!("SET LOCAL ROLE {}", sql::ident(&caller.role)))
-            .await?;
         let search_path = self
             .settings
             .extra_search_path
@@ -394,13 +399,20 @@ impl RestApi {
             .collect::<Vec<_>>()
             .join(", ");
         let path = format!("{PREFIX}/{}", request.path);
+        let settings = transaction
+            .prepare_cached(
+                "SELECT set_config('role', $1, true), \
+                        set_config('request.jwt.claims', $2, true), \
+                        set_config('search_path', $3, true), \
+                        set_config('request.method', $4, true), \
+                        set_config('request.path', $5, true)",
+            )
+            .await?;
         transaction
             .execute(
-                "SELECT set_config('request.jwt.claims', $1, true), \
-                        set_config('search_path', $2, true), \
-                        set_config('request.method', $3, true), \
-                        set_config('request.path', $4, true)",
+                &settings,
                 &[
+                    &caller.role,
                     &caller.claims.to_string(),
                     &search_path,
                     &request.method.as_str(),
@@ -731,16 +743,18 @@ async fn primary_key(
     transaction: &Transaction<'_>,
     relation: Relation<'_>,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let rows = transaction
-        .query(
+    let statement = transaction
+        .prepare_cached(
             "SELECT a.attname::text \
              FROM pg_index i \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
              WHERE i.indrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
                AND i.indisprimary \
              ORDER BY array_position(i.indkey::int2[], a.attnum)",
-            &[&relation.schema, &relation.name],
         )
+        .await?;
+    let rows = transaction
+        .query(&statement, &[&relation.schema, &relation.name])
         .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
@@ -749,8 +763,8 @@ async fn function_signatures(
     transaction: &Transaction<'_>,
     function: Relation<'_>,
 ) -> Result<Vec<FunctionSignature>, tokio_postgres::Error> {
-    let rows = transaction
-        .query(
+    let statement = transaction
+        .prepare_cached(
             "SELECT coalesce(p.proargnames, '{}'::text[]), \
                     coalesce(p.proargmodes::text[], '{}'::text[]), \
                     array(SELECT format_type(t, NULL) \
@@ -763,8 +777,10 @@ async fn function_signatures(
              JOIN pg_namespace n ON n.oid = p.pronamespace \
              JOIN pg_type rt ON rt.oid = p.prorettype \
              WHERE n.nspname = $1 AND p.proname = $2 AND p.prokind = 'f'",
-            &[&function.schema, &function.name],
         )
+        .await?;
+    let rows = transaction
+        .query(&statement, &[&function.schema, &function.name])
         .await?;
     Ok(rows
         .iter()
@@ -804,15 +820,16 @@ async fn run(
     let params: Vec<TextParam> = statement.params.iter().cloned().map(TextParam).collect();
     let params: Vec<&(dyn ToSql + Sync)> =
         params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    let prepared = transaction.prepare_cached(&statement.sql).await?;
     if !statement.returns_rows {
-        let rows = transaction.execute(&statement.sql, &params).await?;
+        let rows = transaction.execute(&prepared, &params).await?;
         return Ok(Outcome {
             total: None,
             rows: i64::try_from(rows).unwrap_or(i64::MAX),
             body: None,
         });
     }
-    let row = transaction.query_one(&statement.sql, &params).await?;
+    let row = transaction.query_one(&prepared, &params).await?;
     Ok(Outcome {
         total: row.get(0),
         rows: row.get(1),

@@ -59,7 +59,7 @@ select set_has($$select jobname from public.list_scheduled_jobs()$$,
   $$values ('process-webhook-responses'), ('generate-memory-embeddings'), ('monitor-database-health')$$,
   'list_scheduled_jobs lists the jobs');
 select is((select schedule from public.list_scheduled_jobs() where jobname = 'process-webhook-responses'),
-  '5 seconds', 'the delivery collector runs every 5 seconds');
+  '1 seconds', 'the delivery collector runs every second');
 select lives_ok($$select * from public.get_job_history('process-webhook-responses', 5)$$,
   'get_job_history answers for a job');
 select lives_ok($$select * from public.get_job_history()$$, 'get_job_history answers for all jobs');

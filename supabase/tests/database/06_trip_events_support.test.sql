@@ -1,10 +1,11 @@
 -- What trip-events relies on for idempotency and e-mail: the unique notifications.dedup_key,
--- webhook_receipts for the service role only, and get_user_contact() for the service role only.
+-- webhook_receipts for the service role only, and get_user_contact() and invitation_context() for
+-- the service role only.
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(11);
+select plan(15);
 
 select pg_temp.create_user('ada@example.com') as ada \gset
 update auth.users set raw_user_meta_data = '{"full_name": "Ada Lovelace"}' where id = :'ada';
@@ -52,6 +53,27 @@ select results_eq(format($$select email, display_name from public.get_user_conta
 select pg_temp.act_as(:'grace');
 select throws_ok(format($$select * from public.get_user_contact(%L)$$, :'ada'), '42501', null,
   'users cannot look up addresses');
+
+-- invitation_context -----------------------------------------------------------------------------
+select pg_temp.act_as_owner();
+insert into public.trips (user_id, name, destination, start_date, end_date)
+values (:'ada', 'Kyoto', 'Kyoto, Japan', '2027-04-01', '2027-04-05') returning id as trip \gset
+insert into public.trip_collaborators (trip_id, user_id, added_by, permission_level)
+values (:trip, :'grace', :'ada', 'edit');
+select pg_temp.act_as_service_role();
+select is(public.invitation_context(:trip, :'grace', :'ada'), jsonb_build_object(
+    'trip', jsonb_build_object('id', :trip, 'name', 'Kyoto', 'destination', 'Kyoto, Japan', 'user_id', :'ada'),
+    'permission_level', 'edit',
+    'inviter', jsonb_build_object('email', 'ada@example.com', 'display_name', 'Ada Lovelace'),
+    'invitee', jsonb_build_object('email', 'grace.hopper@example.com', 'display_name', 'grace.hopper')),
+  'an invitation''s trip, level and both people in one call');
+select is(public.invitation_context(:trip, :'ada', :'ada') -> 'permission_level', 'null'::jsonb,
+  'no level for someone who is not a collaborator');
+select is(public.invitation_context(-1, :'grace', :'ada') -> 'trip', 'null'::jsonb,
+  'no trip for one that is gone');
+select pg_temp.act_as(:'grace');
+select throws_ok(format($$select public.invitation_context(%s, %L, %L)$$, :trip, :'grace', :'ada'),
+  '42501', null, 'users cannot call it');
 
 select * from finish();
 rollback;
