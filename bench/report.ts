@@ -194,25 +194,33 @@ if (!b5) {
   ]);
 }
 
-const b6 = figures("b6");
-const b6Measure = "collaborators added in one transaction";
-if (!b6) {
-  fail("B6", b6Measure, "no figures");
-} else {
+for (const [part, label] of [["b6", "B6"], ["b6c", "B6"], ["b6b", "B6"]]) {
+  const b6 = figures(part);
+  const b6Measure = part === "b6c"
+    ? "collaborators added as 1,000 transactions from 8 clients"
+    : `collaborators added in one statement${part === "b6b" ? ", pg_net.batch_size 1000" : ""}`;
+  if (!b6) {
+    fail(part.toUpperCase(), b6Measure, "no figures");
+    continue;
+  }
   rows.push([
-    "B6",
+    label,
     `${number(b6.collaborators)} ${b6Measure}: notified, e-mailed, lost, duplicates`,
     `${number(b6.notified)} notified · ${number(b6.emailed)} e-mailed · lost ${b6.lost} · ` +
     `duplicates ${b6.duplicates} (${b6.retries} retries, ${b6.dead} dead)`,
   ]);
   const seconds = (value: number | null) => value === null ? "never" : `${number(value, 2)} s`;
+  const cpu = Object.entries(b6.cpu_ms_per_delivery ?? {})
+    .map(([name, value]) => `${name} ${ms(value as number)}`).join(", ");
   rows.push([
-    "B6",
-    "commit → all notifications visible; → drained (all `webhook_logs` succeeded)",
-    `${seconds(b6.notified_s)}; ${seconds(b6.drained_s)}`,
+    label,
+    "first insert → all notifications visible; → drained (all `webhook_logs` succeeded); " +
+    "deliveries per second; CPU per delivery",
+    `${seconds(b6.notified_s)}; ${seconds(b6.drained_s)}; ` +
+    `${b6.per_second === null ? "—" : number(b6.per_second)}/s; ${cpu}`,
   ]);
   if (b6.lost || b6.duplicates || b6.dead || b6.drained_s === null) {
-    fail("B6", b6Measure, "lost, duplicated or undelivered webhooks");
+    fail(part.toUpperCase(), b6Measure, "lost, duplicated or undelivered webhooks");
   }
 }
 

@@ -22,7 +22,9 @@
 //! figures as JSON.
 //!
 //! By hand, with the stack and the wasm built: `cargo run -p local-stack --example burst --
-//! DB_URL [N [statement | clients K]]`; `scripts/bench` runs both with N = 1000 and K = 8.
+//! DB_URL [N [statement | clients K]]`; `scripts/bench` runs both with N = 1000 and K = 8, and the
+//! statement again with `pg_net.batch_size` 1000 (set in the URL's `options`, which the stack's
+//! worker connects with).
 
 mod stack;
 
@@ -87,6 +89,12 @@ async fn main() -> Result<(), Failure> {
         )
         .await?;
     let (notifications_mark, logs_mark): (i64, i64) = (marks.get(0), marks.get(1));
+    // The worker's batch size as this URL sets it (pg_net.batch_size in its options), if at all.
+    let batch_size: Option<String> = db
+        .query_one("select current_setting('pg_net.batch_size', true)", &[])
+        .await?
+        .get(0);
+    let batch_size: i64 = batch_size.and_then(|n| n.parse().ok()).unwrap_or(200);
     let cpu_before = cpu_seconds();
 
     let (started, described) = match shape {
@@ -108,7 +116,10 @@ async fn main() -> Result<(), Failure> {
             add_from_clients(&db_url, trip, &owner, &users, clients).await?;
             (
                 started,
-                format!("as {count} transactions from {clients} clients"),
+                format!(
+                    "as {count} transactions from {clients} clients (all committed after {:.2} s)",
+                    started.elapsed().as_secs_f64()
+                ),
             )
         }
     };
@@ -211,7 +222,7 @@ async fn main() -> Result<(), Failure> {
     let lost = (count - notified) + (count - emailed);
     let duplicates = duplicate_notifications + duplicate_emails;
     let figures = json!({
-        "collaborators": count,
+        "collaborators": count, "added": described, "batch_size": batch_size,
         "notified": notified, "emailed": emailed, "delivered": delivered,
         "lost": lost, "duplicates": duplicates, "retries": retries, "dead": dead,
         "notified_s": seconds(notified_after), "drained_s": seconds(succeeded_after),

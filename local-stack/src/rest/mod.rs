@@ -1,7 +1,8 @@
 //! `/rest/v1`: a PostgREST-compatible API over the local database, for what the functions and
 //! supabase-js use. Each request runs in one transaction as PostgREST runs it: connected as
-//! `authenticator`, `SET LOCAL ROLE` to the JWT's role (`anon` without a user), the claims in
-//! `request.jwt.claims`, so RLS applies exactly as on a hosted project.
+//! `authenticator`, the role set to the JWT's (`anon` without a user) as `SET LOCAL ROLE` would, the
+//! claims in `request.jwt.claims`, so RLS applies exactly as on a hosted project. Statements are
+//! prepared once per pooled connection.
 //!
 //! [`query`] parses the URL, [`sql`] builds the statement; this module does the HTTP and the
 //! database I/O around them.
