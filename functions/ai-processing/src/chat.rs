@@ -11,7 +11,7 @@ use shared::rest::{Receipts, ServiceRest};
 use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
-use crate::handlers::{request_embeddings, vector_literal, Progress, TIME_BUDGET_MS};
+use crate::handlers::{listed_ids, request_embeddings, vector_literal, Progress, TIME_BUDGET_MS};
 use crate::preferences::{self, Preference};
 
 /// Chat-model requests in flight at once for one delivery.
@@ -21,20 +21,9 @@ const CHAT_CONCURRENCY: usize = 8;
 /// or one message's fields (`chat.message.created`, and deliveries queued before the trigger
 /// became statement-level), checked as they were then.
 fn message_ids(payload: &Map<String, Value>) -> Result<Vec<i64>, EdgeError> {
-    match payload.get("message_ids") {
-        None | Some(Value::Null) => one_message(payload).map(|id| vec![id]),
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .map(|id| {
-                id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-                    EdgeError::invalid_field("message_ids", "expected positive integer ids")
-                })
-            })
-            .collect(),
-        Some(_) => Err(EdgeError::invalid_field(
-            "message_ids",
-            "expected an array of ids",
-        )),
+    match listed_ids(payload, "message_ids")? {
+        Some(ids) => Ok(ids),
+        None => one_message(payload).map(|id| vec![id]),
     }
 }
 

@@ -75,23 +75,24 @@ pub(crate) struct Progress {
     skipped: usize,
 }
 
-/// `memory_ids` of the payload, if it names them (the sweep does not).
-fn memory_ids(payload: &Map<String, Value>) -> Result<Option<Vec<i64>>, EdgeError> {
-    match payload.get("memory_ids") {
+/// The ids a payload lists under `field` (`memory_ids`, `message_ids`), if it lists any: positive
+/// integers, or a 400 naming the field.
+pub(crate) fn listed_ids(
+    payload: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<Vec<i64>>, EdgeError> {
+    match payload.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(ids)) => ids
             .iter()
             .map(|id| {
-                id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-                    EdgeError::invalid_field("memory_ids", "expected positive integer ids")
-                })
+                id.as_i64()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| EdgeError::invalid_field(field, "expected positive integer ids"))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(_) => Err(EdgeError::invalid_field(
-            "memory_ids",
-            "expected an array of ids",
-        )),
+        Some(_) => Err(EdgeError::invalid_field(field, "expected an array of ids")),
     }
 }
 
@@ -107,7 +108,8 @@ struct Claimed {
 /// pending in the database (released, or leased until the lease runs out) and is taken up by the
 /// next delivery or the sweep.
 fn accept_embeddings(delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
-    let ids = memory_ids(&delivery.payload)?;
+    // Without ids (the sweep), whatever is pending.
+    let ids = listed_ids(&delivery.payload, "memory_ids")?;
     // Without a key nothing is claimed or touched: 503 not_configured.
     config.openai()?;
     config.supabase()?;
