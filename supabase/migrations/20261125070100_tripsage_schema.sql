@@ -161,6 +161,8 @@ create table public.chat_messages (
   created_at timestamptz not null default now()
 );
 create index chat_messages_session_created_idx on public.chat_messages (session_id, created_at);
+-- For the chat sweep, which looks at the last day's messages of users.
+create index chat_messages_user_created_idx on public.chat_messages (created_at) where role = 'user';
 
 create table public.chat_tool_calls (
   id bigint generated always as identity primary key,

@@ -45,8 +45,10 @@ values
    null, 'a stay was cancelled: the owner is told'),
   ('calendar.sync.request', 'trip-events', '{function:sync_to_calendar}', null,
    'a trip''s itinerary, to be posted as an iCalendar document'),
-  ('chat.message.process', 'ai-processing', '{trigger:chat_messages.webhook_chat_messages_inserted}', null,
-   'the users'' chat messages one statement wrote, by id: preferences and a session memory for each'),
+  ('chat.message.process', 'ai-processing',
+   '{trigger:chat_messages.webhook_chat_messages_inserted,cron:process-chat-messages}', null,
+   'the users'' chat messages one statement wrote, or the sweep found unprocessed, by id: '
+   'preferences and a session memory for each'),
   ('memory.generate.embedding', 'ai-processing',
    '{trigger:memories.webhook_memories_inserted,trigger:memories.webhook_memories_updated,'
    'cron:generate-memory-embeddings}', null,

@@ -324,6 +324,38 @@ begin
 end;
 $$;
 
+-- The chat sweep: one chat.message.process naming users' messages still without a session memory
+-- (their delivery's background work failed, or its worker died), oldest first, at most 2,048 (one
+-- embeddings request). Only messages older than five minutes, which their own delivery has had time
+-- to finish (its work stops within two), and younger than a day: a message that fails for a day
+-- stays as it is.
+create function public.enqueue_chat_messages()
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_ids bigint[];
+begin
+  select array_agg(x.id order by x.id) into v_ids
+  from (
+    select c.id from public.chat_messages c
+    where c.role = 'user'
+      and c.created_at >= now() - interval '1 day'
+      and c.created_at < now() - interval '5 minutes'
+      and not exists (select 1 from public.session_memories m where m.source_message_id = c.id)
+    order by c.created_at, c.id
+    limit 2048) x;
+  if v_ids is not null then
+    perform public.dispatch_webhook_event('chat.message.process',
+      jsonb_build_object('event', 'chat.message.process', 'reason', 'sweep',
+                         'message_ids', to_jsonb(v_ids), 'timestamp', now()));
+  end if;
+  return coalesce(cardinality(v_ids), 0);
+end;
+$$;
+
 do $$
 declare
   f text;
@@ -338,6 +370,7 @@ begin
     'public.reserve_chat_model_calls(jsonb, integer)',
     'public.store_chat_memories(jsonb)',
     'public.enqueue_memory_embeddings()',
+    'public.enqueue_chat_messages()',
     'public.get_user_contact(uuid)',
     'public.invitation_context(bigint, uuid, uuid)']
   loop

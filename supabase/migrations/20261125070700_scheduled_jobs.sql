@@ -9,6 +9,9 @@ select cron.schedule('process-webhook-responses', '1 seconds',
 select cron.schedule('generate-memory-embeddings', '*/5 * * * *',
   $$select public.enqueue_memory_embeddings()$$);
 
+select cron.schedule('process-chat-messages', '*/5 * * * *',
+  $$select public.enqueue_chat_messages()$$);
+
 select cron.schedule('monitor-database-health', '*/5 * * * *', $$
   insert into public.system_metrics (metric_type, metric_name, value, metadata)
   select 'database', 'active_connections', count(*),

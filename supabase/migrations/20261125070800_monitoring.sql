@@ -190,7 +190,7 @@ as $$
          when not j.active then 'job is inactive'
          else j.schedule || ': ' || btrim(regexp_replace(j.command, '\s+', ' ', 'g')) end
   from unnest(array['process-webhook-responses', 'generate-memory-embeddings',
-                    'monitor-database-health', 'update-table-statistics',
+                    'process-chat-messages', 'monitor-database-health', 'update-table-statistics',
                     'cleanup-expired-search-cache', 'cleanup-delivery-history',
                     'cleanup-old-session-memories', 'archive-old-completed-trips',
                     'vacuum-tables', 'monitor-expiring-api-keys']) as t (name)

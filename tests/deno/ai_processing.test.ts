@@ -46,14 +46,21 @@ async function insertMemories(count: number, label: string): Promise<string> {
   return ids;
 }
 
-/** The line ai-processing logs when the background work accepted by request `requestId` ends. */
-async function backgroundLine(stack: Server, requestId: string) {
+/**
+ * The line ai-processing logs when the background work it accepted ends: for the request whose
+ * `request_id` (or delivery whose `webhook_id`) is `value`.
+ */
+async function backgroundLine(
+  stack: Server,
+  value: string,
+  key: "request_id" | "webhook_id" = "request_id",
+) {
   const find = () =>
     stack.output
       .filter((line) => line.startsWith("[ai-processing]") && line.includes('"background":'))
       .map((line) => JSON.parse(line.slice(line.indexOf("{"))))
-      .find((log) => log.request_id === requestId);
-  await until(() => find() !== undefined, `the background line of request ${requestId}`, 30);
+      .find((log) => log[key] === value);
+  await until(() => find() !== undefined, `the background line of ${key} ${value}`, 30);
   return find();
 }
 
@@ -184,14 +191,26 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
              select string_agg(id::text, ',' order by id) from m`,
           );
           const first = ids.split(",")[0];
+          const delivered = `from webhook_logs where webhook_name = '${name}'
+            and payload -> 'message_ids' @> '[${first}]' and status = 'succeeded'`;
           await waitFor(
-            `select response_status || ' ' || (response_body::jsonb -> 'extracted_by')::text || ' '
-                    || (response_body::jsonb -> 'chat_model_capped')::text
-             from webhook_logs
-             where webhook_name = '${name}' and payload -> 'message_ids' @> '[${first}]'
-               and status = 'succeeded'`,
-            '200 {"rules": 2, "chat_model": 1} {"messages": 2, "calls_per_user_per_minute": 1}',
+            `select response_status || ' ' || (response_body::jsonb ->> 'background') ${delivered}`,
+            "202 chat",
             30,
+          );
+          const finished = await backgroundLine(
+            capped,
+            await sql(`select webhook_id ${delivered}`),
+            "webhook_id",
+          );
+          assert.deepEqual(
+            [
+              finished.background,
+              finished.outcome.extracted_by,
+              finished.outcome.chat_model_capped,
+            ],
+            ["done", { chat_model: 1, rules: 2 }, { messages: 2, calls_per_user_per_minute: 1 }],
+            "the line logged when the work ends says the cap was reached",
           );
           assert.equal(
             await sql(

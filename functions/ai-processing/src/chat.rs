@@ -3,15 +3,18 @@
 //! already have a session memory. The chat model (when `CHAT_MODEL` is set) is asked about at most
 //! `CHAT_MODEL_CALLS_PER_MINUTE` of one user's messages per minute, the rest are read by the
 //! rules; all session memories are embedded together (one embeddings request per 2048) and
-//! stored with their preferences in one transaction.
+//! stored with their preferences, 100 messages per transaction. The delivery is answered 202 at
+//! once and this work runs after the answer.
 
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
-use crate::handlers::{listed_ids, request_embeddings, vector_literal, Progress, TIME_BUDGET_MS};
+use crate::handlers::{
+    listed_ids, request_embeddings, vector_literal, Progress, STORE_CHUNK, TIME_BUDGET_MS,
+};
 use crate::preferences::{self, Preference};
 
 /// Chat-model requests in flight at once for one delivery.
@@ -125,24 +128,53 @@ fn assign_readers(messages: &[PendingMessage], granted: &Map<String, Value>) -> 
         .collect()
 }
 
-pub async fn process(
+/// A chat delivery is checked and accepted at once (202), and its messages are read, embedded
+/// and stored after the answer: chat-model calls and embeddings take as long as the provider
+/// takes, and the sender waits for a whole batch of webhooks. A delivery already handled is
+/// answered 200 `duplicate`. What the background work does not finish (a provider failure, a
+/// worker that died) leaves messages without a session memory, which the sweep
+/// (`enqueue_chat_messages`) sends again.
+pub async fn accept(
     function: &'static str,
     delivery: &Delivery,
     config: &EdgeConfig,
-) -> Result<Outcome, EdgeError> {
+) -> Result<Handled, EdgeError> {
     let ids = message_ids(&delivery.payload)?;
-    let openai = config.openai()?;
+    // Without a key nothing is read or touched: 503 not_configured.
+    config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
-    let receipts = Receipts::new(&rest, function);
     if let Some(webhook_id) = &delivery.webhook_id {
-        if receipts.seen(webhook_id).await? {
-            return Ok(outcome([("duplicate", json!(true))]));
+        if Receipts::new(&rest, function).seen(webhook_id).await? {
+            return Ok(Handled::Done(outcome([("duplicate", json!(true))])));
         }
     }
-    let result = remember_messages(&rest, openai, &ids).await?;
-    if let Some(webhook_id) = &delivery.webhook_id {
-        receipts
-            .record(webhook_id, &delivery.event, &result)
+    let receipt = delivery
+        .webhook_id
+        .clone()
+        .map(|webhook_id| (webhook_id, delivery.event.clone()));
+    let config = config.clone();
+    Ok(Handled::Accepted {
+        outcome: outcome([
+            ("background", json!("chat")),
+            ("messages", json!(ids.len())),
+        ]),
+        background: Box::pin(async move { process(function, &ids, receipt, &config).await }),
+    })
+}
+
+/// The work after the answer; the receipt (webhook id, event) is recorded once it is done.
+async fn process(
+    function: &'static str,
+    ids: &[i64],
+    receipt: Option<(String, String)>,
+    config: &EdgeConfig,
+) -> Result<Outcome, EdgeError> {
+    let openai = config.openai()?;
+    let rest = ServiceRest::new(config.supabase()?);
+    let result = remember_messages(&rest, openai, ids).await?;
+    if let Some((webhook_id, event)) = &receipt {
+        Receipts::new(&rest, function)
+            .record(webhook_id, event, &result)
             .await?;
     }
     Ok(result)
@@ -202,20 +234,24 @@ async fn remember_messages(
             })
         })
         .collect();
-    let stored = if rows.is_empty() {
-        json!({ "session_memories": 0, "preferences": 0 })
-    } else {
-        let request = rest.rpc("store_chat_memories", &json!({ "p_memories": rows }));
-        rest.execute(request).await?
-    };
+    // In calls of STORE_CHUNK: a row carries its vector (about 17 KB as text), and a request
+    // body over 8 MiB is refused by the API gateway. What a failed call leaves unstored has no
+    // session memory, so a retry or the sweep reads it again.
+    let (mut session_memories, mut preferences) = (0, 0);
+    for chunk in rows.chunks(STORE_CHUNK) {
+        let request = rest.rpc("store_chat_memories", &json!({ "p_memories": chunk }));
+        let stored = rest.execute(request).await?;
+        session_memories += stored["session_memories"].as_u64().unwrap_or(0);
+        preferences += stored["preferences"].as_u64().unwrap_or(0);
+    }
 
     let by = |wanted: Reader| readers.iter().filter(|r| **r == wanted).count();
     let chat_model_calls = by(Reader::ChatModel);
     let mut result = outcome([
         ("messages", json!(ids.len())),
-        ("session_memories", stored["session_memories"].clone()),
+        ("session_memories", json!(session_memories)),
         ("already_processed", pending["already_processed"].clone()),
-        ("preferences", stored["preferences"].clone()),
+        ("preferences", json!(preferences)),
         (
             "extracted_by",
             json!({ "chat_model": chat_model_calls, "rules": by(Reader::Rules) }),

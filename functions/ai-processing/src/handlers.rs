@@ -25,7 +25,7 @@ pub(crate) const TIME_BUDGET_MS: f64 = 120_000.0;
 /// indexed, more as the index grows. Hosted PostgREST runs statements under an 8 s
 /// `statement_timeout`, which 500 per call came close to and, under load, passed (the whole
 /// claim was then retried). 100 keep a store around a second.
-const STORE_CHUNK: usize = 100;
+pub(crate) const STORE_CHUNK: usize = 100;
 
 /// The work an event asks for.
 #[derive(Clone, Copy)]
@@ -61,9 +61,7 @@ pub async fn handle(
         .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
     match work {
         Work::Embeddings => accept_embeddings(delivery, config),
-        Work::Chat => chat::process(function, delivery, config)
-            .await
-            .map(Handled::Done),
+        Work::Chat => chat::accept(function, delivery, config).await,
     }
 }
 

@@ -6,7 +6,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 \ir helpers.psql
 
-select plan(42);
+select plan(47);
 
 select pg_temp.create_user('ada@example.com') as ada \gset
 
@@ -200,10 +200,38 @@ where user_id = :'ada';
 select is(public.reserve_chat_model_calls(jsonb_build_object(:'ada', 4), 3),
   jsonb_build_object(:'ada', 3), 'a new minute counts from zero');
 
+-- The chat sweep ------------------------------------------------------------------------------
+-- Everything else in the database is left out: only this test's messages are looked at.
+update public.chat_messages set created_at = now() - interval '2 days'
+where id <> all (:'chat_ids'::bigint[] || :'assistant_ids'::bigint[]);
+with m as (
+  insert into public.chat_messages (session_id, role, content, created_at)
+  values (:'session', 'user', 'Left behind', now() - interval '10 minutes'),
+         (:'session', 'assistant', 'An old answer', now() - interval '10 minutes'),
+         (:'session', 'user', 'Just written', now() - interval '1 minute'),
+         (:'session', 'user', 'Given up on', now() - interval '2 days')
+  returning id, content)
+select (select id from m where content = 'Left behind') as left_behind \gset
+update public.chat_messages set created_at = now() - interval '10 minutes'
+where id = any (:'chat_ids'::bigint[]);
+delete from public.webhook_logs where event_type = 'chat.message.process';
+select is(public.enqueue_chat_messages(), 1,
+  'the chat sweep counts users'' messages of the last day, five minutes old, without a session memory');
+select is((select payload -> 'message_ids' || jsonb_build_array(payload ->> 'reason')
+           from public.webhook_logs where event_type = 'chat.message.process'),
+  jsonb_build_array(:left_behind, 'sweep'), 'and sends one chat.message.process naming them');
+delete from public.webhook_logs where event_type = 'chat.message.process';
+update public.chat_messages set created_at = now() - interval '2 days' where id = :left_behind;
+select is(public.enqueue_chat_messages(), 0, 'with nothing left, it sends nothing');
+select is((select count(*) from public.webhook_logs where event_type = 'chat.message.process'),
+  0::bigint, 'no event');
+
 -- Who may call what ----------------------------------------------------------------------------
 select pg_temp.act_as(:'ada');
 select throws_ok('select public.claim_memory_embeddings()', '42501', null,
   'users cannot claim memories');
+select throws_ok('select public.enqueue_chat_messages()', '42501', null,
+  'nor run the chat sweep');
 select throws_ok(format('select public.reserve_chat_model_calls(%L, 1000)', jsonb_build_object(:'ada', 1)),
   '42501', null, 'users cannot grant themselves chat-model calls');
 select throws_ok('select * from public.chat_model_calls', '42501', null,
