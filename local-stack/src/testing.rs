@@ -16,7 +16,8 @@ pub fn database_url() -> String {
     std::env::var("TRIPSAGE_TEST_DB_URL").unwrap_or_else(|_| {
         panic!(
             "TRIPSAGE_TEST_DB_URL is not set: these tests need the TripSage database. \
-             Run ./scripts/test, or `scripts/db start` and set TRIPSAGE_TEST_DB_URL=$(scripts/db url)"
+             Run ./scripts/test, or `scripts/db start` and then \
+             TRIPSAGE_TEST_DB_URL=$(scripts/db url) cargo test --workspace --features database-tests"
         )
     })
 }
