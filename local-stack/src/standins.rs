@@ -63,8 +63,9 @@ const INSPECT_CALENDAR_PATH: &str = "/_stand-ins/calendar";
 const FAIL_EMAILS_PATH: &str = "/_stand-ins/emails/fail-next";
 /// `GET`: how many requests each path has had.
 const INSPECT_REQUESTS_PATH: &str = "/_stand-ins/requests";
-/// `POST` an [`EmbeddingsBehaviour`] as JSON.
+/// `POST` an [`OpenAiBehaviour`] as JSON.
 const EMBEDDINGS_BEHAVIOUR_PATH: &str = "/_stand-ins/openai/embeddings/behaviour";
+const CHAT_BEHAVIOUR_PATH: &str = "/_stand-ins/openai/chat/behaviour";
 
 /// Embedding batches of 2048 inputs are larger than axum's default 2 MB body limit.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -142,8 +143,13 @@ impl StandIns {
     }
 
     /// Changes how the embeddings endpoint answers from now on.
-    pub fn set_embeddings_behaviour(&self, behaviour: EmbeddingsBehaviour) {
+    pub fn set_embeddings_behaviour(&self, behaviour: OpenAiBehaviour) {
         self.shared.records().embeddings = behaviour;
+    }
+
+    /// Changes how the chat completions endpoint answers from now on.
+    pub fn set_chat_behaviour(&self, behaviour: OpenAiBehaviour) {
+        self.shared.records().chat = behaviour;
     }
 
     /// How many requests, accepted or refused, arrived for `path` (e.g. `/resend/emails`).
@@ -171,11 +177,13 @@ impl fmt::Debug for StandIns {
     }
 }
 
-/// How the embeddings stand-in misbehaves, for tests of a caller's retries and checks. Set with
-/// [`StandIns::set_embeddings_behaviour`] or `POST /_stand-ins/openai/embeddings/behaviour`.
+/// How an OpenAI stand-in endpoint misbehaves, for tests of a caller's retries and checks. Set
+/// for embeddings with [`StandIns::set_embeddings_behaviour`] or
+/// `POST /_stand-ins/openai/embeddings/behaviour`, for chat completions with
+/// [`StandIns::set_chat_behaviour`] or `POST /_stand-ins/openai/chat/behaviour`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(default)]
-pub struct EmbeddingsBehaviour {
+pub struct OpenAiBehaviour {
     /// Answer this many of the next requests with OpenAI's 429 `rate_limit_exceeded`.
     pub rate_limit_next: usize,
     /// The `Retry-After` those 429s carry (none: only `x-ratelimit-reset-requests`).
@@ -184,7 +192,7 @@ pub struct EmbeddingsBehaviour {
     pub server_error_next: usize,
     /// Answer every request with 429 `insufficient_quota`.
     pub out_of_quota: bool,
-    /// Answer with vectors of this many dimensions, whatever the model's.
+    /// Answer with vectors of this many dimensions, whatever the model's (embeddings only).
     pub dimensions: Option<usize>,
     /// Wait this long before each answer, as a remote API would.
     pub latency_ms: u64,
@@ -219,7 +227,8 @@ struct Records {
     /// (`None`: any recipient).
     email_failures: usize,
     failing_recipient: Option<String>,
-    embeddings: EmbeddingsBehaviour,
+    embeddings: OpenAiBehaviour,
+    chat: OpenAiBehaviour,
 }
 
 impl Shared {
@@ -290,6 +299,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(INSPECT_CALENDAR_PATH, get(inspect_calendar))
         .route(FAIL_EMAILS_PATH, post(fail_emails))
         .route(EMBEDDINGS_BEHAVIOUR_PATH, post(embeddings_behaviour))
+        .route(CHAT_BEHAVIOUR_PATH, post(chat_behaviour))
         .route(INSPECT_REQUESTS_PATH, get(inspect_requests))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -380,9 +390,18 @@ async fn inspect_requests(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn embeddings_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<EmbeddingsBehaviour>(&body) {
+    set_behaviour(&body, &mut shared.records().embeddings)
+}
+
+async fn chat_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    set_behaviour(&body, &mut shared.records().chat)
+}
+
+/// Sets an endpoint's behaviour from a request body; the behaviour now in force.
+fn set_behaviour(body: &[u8], slot: &mut OpenAiBehaviour) -> Response {
+    match serde_json::from_slice::<OpenAiBehaviour>(body) {
         Ok(behaviour) => {
-            shared.records().embeddings = behaviour.clone();
+            *slot = behaviour.clone();
             Json(json!({ "behaviour": behaviour })).into_response()
         }
         Err(error) => (
@@ -619,9 +638,28 @@ async fn embeddings(
         Ok(request) => request,
         Err(error) => return openai_response(&shared, started, Err(error)),
     };
+    let behaviour = match misbehave(&shared, |records| &mut records.embeddings).await {
+        Ok(behaviour) => behaviour,
+        Err(throttle) => return throttle.into_response(),
+    };
+    let result = embed(&request).map(|mut answer| {
+        if let Some(dimensions) = behaviour.dimensions {
+            resize_embeddings(&mut answer, dimensions);
+        }
+        answer
+    });
+    openai_response(&shared, started, result)
+}
+
+/// Waits and fails as the endpoint's [`OpenAiBehaviour`] (chosen by `of`) says; the behaviour
+/// when the request is to be answered.
+async fn misbehave(
+    shared: &Shared,
+    of: impl Fn(&mut Records) -> &mut OpenAiBehaviour,
+) -> Result<OpenAiBehaviour, Throttle> {
     let (throttle, behaviour) = {
         let mut records = shared.records();
-        let behaviour = &mut records.embeddings;
+        let behaviour = of(&mut records);
         let throttle = if behaviour.out_of_quota {
             Some(Throttle::Quota)
         } else if behaviour.rate_limit_next > 0 {
@@ -638,19 +676,13 @@ async fn embeddings(
     if behaviour.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;
     }
-    if let Some(throttle) = throttle {
-        return throttle.into_response();
+    match throttle {
+        Some(throttle) => Err(throttle),
+        None => Ok(behaviour),
     }
-    let result = embed(&request).map(|mut answer| {
-        if let Some(dimensions) = behaviour.dimensions {
-            resize_embeddings(&mut answer, dimensions);
-        }
-        answer
-    });
-    openai_response(&shared, started, result)
 }
 
-/// The failures [`EmbeddingsBehaviour`] asks for, in OpenAI's wire format.
+/// The failures [`OpenAiBehaviour`] asks for, in OpenAI's wire format.
 enum Throttle {
     RateLimit(Option<u64>),
     ServerError,
@@ -905,13 +937,18 @@ async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
+    let request = match openai_request(&headers, &body) {
+        Ok(request) => request,
+        Err(error) => return openai_response(&shared, started, Err(error)),
+    };
+    if let Err(throttle) = misbehave(&shared, |records| &mut records.chat).await {
+        return throttle.into_response();
+    }
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let id = format!("chatcmpl-{}", shared.hex_id());
-    let result =
-        openai_request(&headers, &body).and_then(|request| chat_completion(&request, &id, created));
-    openai_response(&shared, started, result)
+    openai_response(&shared, started, chat_completion(&request, &id, created))
 }
 
 enum ReplyFormat<'a> {

@@ -475,6 +475,28 @@ mod chat {
     }
 
     #[tokio::test]
+    async fn told_to_misbehave_it_answers_as_openai_does_when_throttled() {
+        let stand_ins = StandIns::start(0).await.unwrap();
+        let told = post_json(
+            &format!("{}/_stand-ins/openai/chat/behaviour", stand_ins.base_url()),
+            None,
+            &json!({ "rate_limit_next": 1, "retry_after_seconds": 2, "server_error_next": 1 }),
+        )
+        .await;
+        assert_eq!(told.status, StatusCode::OK);
+        let request =
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "Hi" }] });
+        let limited = complete(&stand_ins, &request).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.header("retry-after"), Some("2"));
+        assert_eq!(limited.json()["error"]["code"], "rate_limit_exceeded");
+        let failed = complete(&stand_ins, &request).await;
+        assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(failed.json()["error"]["type"], "server_error");
+        assert_eq!(complete(&stand_ins, &request).await.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
     async fn requests_openai_refuses_are_refused() {
         let stand_ins = StandIns::start(0).await.unwrap();
         let cases = [

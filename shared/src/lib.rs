@@ -11,7 +11,6 @@ pub mod function;
 #[cfg(all(feature = "fuzz", not(target_arch = "wasm32")))]
 pub mod fuzz;
 pub mod http;
-pub mod openai;
 pub mod redact;
 pub mod rest;
 pub mod signature;

@@ -9,12 +9,13 @@
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, is_uuid, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::{clock, is_uuid, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
 use crate::handlers::{
     listed_ids, request_embeddings, vector_literal, Progress, STORE_CHUNK, TIME_BUDGET_MS,
 };
+use crate::openai;
 use crate::preferences::{self, Preference};
 
 /// Chat-model requests in flight at once for one delivery.
@@ -198,7 +199,9 @@ async fn remember_messages(
         }
         _ => vec![Reader::Rules; messages.len()],
     };
-    let found = read_preferences(openai, &messages, &readers).await?;
+    // One budget for the chat model's and the embeddings' retries.
+    let deadline = clock::now_ms() + TIME_BUDGET_MS;
+    let found = read_preferences(openai, &messages, &readers, deadline).await?;
 
     let mut progress = Progress::default();
     let texts: Vec<(String, bool)> = messages
@@ -207,7 +210,7 @@ async fn remember_messages(
             preferences::session_memory_text(&m.content, preferences::SESSION_MEMORY_MAX_BYTES)
         })
         .collect();
-    let vectors = embed_texts(openai, &messages, &texts, &mut progress).await?;
+    let vectors = embed_texts(openai, &messages, &texts, deadline, &mut progress).await?;
 
     let rows: Vec<Value> = messages
         .iter()
@@ -300,13 +303,16 @@ async fn read_preferences(
     openai: &OpenAiConfig,
     messages: &[PendingMessage],
     readers: &[Reader],
+    deadline: f64,
 ) -> Result<Vec<Vec<Preference>>, EdgeError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let model = openai.chat_model.as_deref().unwrap_or_default();
     stream::iter(messages.iter().zip(readers))
         .map(|(message, reader)| async move {
             match reader {
-                Reader::ChatModel => ask_chat_model(openai, model, &message.content).await,
+                Reader::ChatModel => {
+                    ask_chat_model(openai, model, &message.content, deadline).await
+                }
                 Reader::Rules => Ok(preferences::extract_by_rules(&message.content)),
             }
         })
@@ -321,6 +327,7 @@ async fn embed_texts(
     openai: &OpenAiConfig,
     messages: &[PendingMessage],
     texts: &[(String, bool)],
+    deadline: f64,
     progress: &mut Progress,
 ) -> Result<Vec<(i64, String)>, EdgeError> {
     let memories: Vec<PendingMemory> = messages
@@ -335,7 +342,6 @@ async fn embed_texts(
         max_inputs: openai.embedding_max_inputs,
         ..EmbeddingLimits::default()
     };
-    let deadline = clock::now_ms() + TIME_BUDGET_MS;
     let mut vectors = Vec::with_capacity(memories.len());
     for batch in &embeddings::plan_batches(&memories, &limits).batches {
         for (id, vector) in request_embeddings(openai, batch, deadline, progress).await? {
@@ -354,36 +360,21 @@ fn preference_json(preference: &Preference) -> Value {
     })
 }
 
+/// One chat completion with a strict JSON-schema answer, retried as the API asks.
 async fn ask_chat_model(
     config: &OpenAiConfig,
     model: &str,
     message: &str,
+    deadline: f64,
 ) -> Result<Vec<Preference>, EdgeError> {
     let body = json!({
         "model": model,
         "messages": preferences::chat_messages(message),
         "response_format": preferences::response_format(),
     });
-    let answer = openai::post(config, "chat/completions", &body).await;
-    if !answer.is_success() {
-        let detail = answer.failure.as_deref().unwrap_or(&answer.body);
-        return Err(embeddings::upstream_error(
-            answer.status,
-            None,
-            format!(
-                "chat completion failed: {}",
-                embeddings::describe_failure(answer.status, detail)
-            ),
-        ));
-    }
-    let parsed: Value = serde_json::from_str(&answer.body).map_err(|error| {
-        embeddings::upstream_error(
-            answer.status,
-            None,
-            format!("chat answer is not JSON: {error}"),
-        )
-    })?;
-    preferences::parse_chat_response(&parsed)
+    let mut calls = 0;
+    let answer = openai::call(config, "chat/completions", &body, deadline, &mut calls).await?;
+    preferences::parse_chat_response(&answer)
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
-use shared::{clock, openai, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::{clock, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::chat;
-use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory, RetryDecision};
+use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};
+use crate::openai;
 
 /// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
 pub const DIMENSIONS: usize = 1536;
@@ -252,46 +253,15 @@ pub(crate) async fn request_embeddings(
     progress: &mut Progress,
 ) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
     let body = embeddings::request_body(&config.embedding_model, batch);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        progress.provider_calls += 1;
-        let answer = openai::post(config, "embeddings", &body).await;
-        if answer.is_success() {
-            let parsed: Value = serde_json::from_str(&answer.body).map_err(|error| {
-                embeddings::upstream_error(
-                    answer.status,
-                    None,
-                    format!("embeddings answer is not JSON: {error}"),
-                )
-            })?;
-            return embeddings::parse_response(&parsed, batch, DIMENSIONS);
-        }
-        let remaining_ms = (deadline - clock::now_ms()).max(0.0) as u64;
-        let detail = answer.failure.as_deref().unwrap_or(&answer.body);
-        let decision = embeddings::retry_decision(
-            answer.status,
-            &answer.headers,
-            detail,
-            attempt,
-            clock::jitter(),
-            remaining_ms,
-        );
-        match decision {
-            RetryDecision::RetryAfter { delay_ms } => clock::sleep_ms(delay_ms).await,
-            RetryDecision::GiveUp {
-                reason,
-                retry_after_seconds,
-                ..
-            } => {
-                return Err(embeddings::upstream_error(
-                    answer.status,
-                    retry_after_seconds,
-                    reason,
-                ))
-            }
-        }
-    }
+    let answer = openai::call(
+        config,
+        "embeddings",
+        &body,
+        deadline,
+        &mut progress.provider_calls,
+    )
+    .await?;
+    embeddings::parse_response(&answer, batch, DIMENSIONS)
 }
 
 async fn claim(

@@ -4,6 +4,7 @@
 mod chat;
 pub mod embeddings;
 mod handlers;
+pub mod openai;
 
 pub use handlers::events;
 pub mod preferences;

@@ -8,7 +8,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use ai_processing::AiProcessing;
-use local_stack::standins::{EmbeddingsBehaviour, OPENAI_API_KEY};
+use local_stack::standins::{OpenAiBehaviour, OPENAI_API_KEY};
 use local_stack::testing::TestStack;
 use serde_json::{json, Value};
 use shared::{EdgeConfig, IncomingRequest, RequestContext};
@@ -297,13 +297,11 @@ async fn the_delivery_is_answered_before_anything_is_embedded() {
 async fn rate_limits_are_waited_out() {
     let stack = Stack::start().await;
     let (_, ids) = stack.memories(20).await;
-    stack
-        .stand_ins
-        .set_embeddings_behaviour(EmbeddingsBehaviour {
-            rate_limit_next: 2,
-            retry_after_seconds: Some(1),
-            ..EmbeddingsBehaviour::default()
-        });
+    stack.stand_ins.set_embeddings_behaviour(OpenAiBehaviour {
+        rate_limit_next: 2,
+        retry_after_seconds: Some(1),
+        ..OpenAiBehaviour::default()
+    });
     let request = stack
         .queued(
             "memory.generate.embedding",
@@ -326,12 +324,10 @@ async fn rate_limits_are_waited_out() {
 async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
     let stack = Stack::start().await;
     let (_, ids) = stack.memories(10).await;
-    stack
-        .stand_ins
-        .set_embeddings_behaviour(EmbeddingsBehaviour {
-            dimensions: Some(1535),
-            ..EmbeddingsBehaviour::default()
-        });
+    stack.stand_ins.set_embeddings_behaviour(OpenAiBehaviour {
+        dimensions: Some(1535),
+        ..OpenAiBehaviour::default()
+    });
     let request = stack
         .queued(
             "memory.generate.embedding",
@@ -361,7 +357,7 @@ async fn a_wrong_dimension_writes_nothing_and_leaves_the_work_pending() {
 
     stack
         .stand_ins
-        .set_embeddings_behaviour(EmbeddingsBehaviour::default());
+        .set_embeddings_behaviour(OpenAiBehaviour::default());
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (202, &json!(10)), "{body}");
 }
@@ -558,16 +554,14 @@ async fn a_chat_delivery_that_fails_after_its_answer_is_finished_by_the_sweep() 
     let (request, ids) = stack
         .chat_statement(&[(&ada, 3)], "Quiet beaches, please")
         .await;
-    stack
-        .stand_ins
-        .set_embeddings_behaviour(EmbeddingsBehaviour {
-            out_of_quota: true,
-            ..EmbeddingsBehaviour::default()
-        });
+    stack.stand_ins.set_embeddings_behaviour(OpenAiBehaviour {
+        out_of_quota: true,
+        ..OpenAiBehaviour::default()
+    });
     let (status, body) = deliver(&stack.config(true), request).await;
     stack
         .stand_ins
-        .set_embeddings_behaviour(EmbeddingsBehaviour::default());
+        .set_embeddings_behaviour(OpenAiBehaviour::default());
     assert_eq!(status, 202, "accepted before the provider is asked: {body}");
     assert_eq!(
         body["error"]["code"],
@@ -638,6 +632,62 @@ async fn with_chat_model_preferences_come_from_a_json_schema_completion() {
     // The stand-in answers the smallest instance of the schema: no preferences.
     assert_eq!(body["preferences"], json!(0));
     assert_eq!(body["session_memories"], json!(1));
+}
+
+#[tokio::test]
+async fn a_rate_limited_chat_model_is_waited_out_like_the_embeddings() {
+    let stack = Stack::start().await;
+    let (_, message_id, request) = stack.user_message("A quiet ryokan in Kyoto").await;
+    stack.stand_ins.set_chat_behaviour(OpenAiBehaviour {
+        rate_limit_next: 1,
+        retry_after_seconds: Some(1),
+        server_error_next: 1,
+        ..OpenAiBehaviour::default()
+    });
+    let config = stack.config_with(true, &[("CHAT_MODEL", "gpt-4o-mini")]);
+    let (status, body) = deliver(&config, request).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (&body["extracted_by"], &body["session_memories"]),
+        (&json!({ "chat_model": 1, "rules": 0 }), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(stack.chat_calls(), 3, "a 429, a 500, then the answer");
+    let by: String = stack
+        .db
+        .query_one(
+            "select metadata ->> 'extracted_by' from session_memories where source_message_id = $1",
+            &[&message_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by, "chat_model");
+
+    // An exhausted quota is not waited for: the work fails at once and is left for the sweep.
+    let (_, message_id, request) = stack.user_message("Somewhere warm").await;
+    stack.stand_ins.set_chat_behaviour(OpenAiBehaviour {
+        out_of_quota: true,
+        ..OpenAiBehaviour::default()
+    });
+    let calls = stack.chat_calls();
+    let (_, body) = deliver(&config, request).await;
+    assert_eq!(stack.chat_calls(), calls + 1, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("quota exhausted")),
+        "{body}"
+    );
+    assert_eq!(
+        stack
+            .count(
+                "select count(*) from session_memories where source_message_id = any($1)",
+                &[message_id],
+            )
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
