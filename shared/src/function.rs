@@ -14,6 +14,7 @@ use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
 use crate::http::{Body, IncomingRequest, OutgoingResponse, JSON_CONTENT_TYPE};
 use crate::redact::clip;
+use crate::rest::Receipt;
 use crate::signature::{HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 /// Every function answers this event with 200 and does nothing else (SQL `test_webhook`).
@@ -127,9 +128,29 @@ pub trait EdgeFunction {
     const REQUIRED: &'static [Capability];
     /// Reported by `/health`; `disabled` when wholly unset.
     const OPTIONAL: &'static [Capability];
+    /// Whether deliveries are deduplicated by webhook-id. If so, [`serve`] answers a delivery
+    /// whose webhook-id this function has completed before with 200 `"duplicate": true` without
+    /// handling it, and records the webhook-id in `webhook_receipts` when a delivery's work is
+    /// done: after the answer for a 200, after the background work for a 202. It reads and
+    /// writes through PostgREST, so the function needs [`Capability::Supabase`].
+    const DEDUPLICATED: bool;
 
-    /// Handles every event but [`TEST_EVENT`]; unknown events are `EdgeError::UnsupportedEvent`.
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError>;
+    /// A delivery's event, checked: what [`EdgeFunction::handle`] acts on.
+    type Event;
+
+    /// Checks a delivery before anything is read or written: an event this function handles
+    /// (else [`EdgeError::UnsupportedEvent`]), a well-formed payload (else a 400 naming the
+    /// field), and the settings the event needs (else 503 `not_configured`). Called for every
+    /// event but [`TEST_EVENT`].
+    fn parse(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Self::Event, EdgeError>;
+
+    /// Acts on a checked event.
+    async fn handle(
+        &self,
+        event: Self::Event,
+        delivery: &Delivery,
+        config: &EdgeConfig,
+    ) -> Result<Handled, EdgeError>;
 }
 
 /// Per-request facts from outside the pure core.
@@ -355,17 +376,41 @@ async fn deliver<F: EdgeFunction>(
         payload: parse_payload(body)?,
         received_at: context.now,
     };
+    let event = function.parse(&delivery, config)?;
+    let receipt = match (F::DEDUPLICATED, &delivery.webhook_id) {
+        (true, Some(webhook_id)) => {
+            let receipt = Receipt::new(config.supabase()?, F::NAME, webhook_id, &delivery.event);
+            if receipt.seen().await? {
+                let outcome = Outcome::from_iter([("duplicate".to_owned(), json!(true))]);
+                return Ok(accepted(200, &delivery.event, Some(webhook_id), &outcome));
+            }
+            Some(receipt)
+        }
+        _ => None,
+    };
     // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm function
     // on its first call, and `test.webhook` needs none of the handlers.
     let handling: Pin<Box<dyn Future<Output = Result<Handled, EdgeError>> + '_>> =
-        Box::pin(function.handle(&delivery, config));
+        Box::pin(function.handle(event, &delivery, config));
     let (status, outcome) = match handling.await? {
-        Handled::Done(outcome) => (200, outcome),
+        Handled::Done(outcome) => {
+            if let Some(receipt) = &receipt {
+                receipt.record(&outcome).await?;
+            }
+            (200, outcome)
+        }
         Handled::Accepted {
             outcome,
             background: work,
         } => {
-            *background = Some(work);
+            *background = Some(match receipt {
+                None => work,
+                Some(receipt) => Box::pin(async move {
+                    let outcome = work.await?;
+                    receipt.record(&outcome).await?;
+                    Ok(outcome)
+                }),
+            });
             (202, outcome)
         }
     };
@@ -626,23 +671,37 @@ mod tests {
         const REQUIRED: &'static [Capability] =
             &[Capability::WebhookSignatures, Capability::Supabase];
         const OPTIONAL: &'static [Capability] = &[Capability::Email];
+        const DEDUPLICATED: bool = false;
+        type Event = &'static str;
 
-        async fn handle(
+        fn parse(
             &self,
             delivery: &Delivery,
             config: &EdgeConfig,
+        ) -> Result<Self::Event, EdgeError> {
+            let event = match delivery.event.as_str() {
+                "echo.event" => "echo.event",
+                "echo.later" => "echo.later",
+                other => return Err(EdgeError::UnsupportedEvent(other.to_owned())),
+            };
+            config.supabase()?;
+            Ok(event)
+        }
+
+        async fn handle(
+            &self,
+            event: Self::Event,
+            delivery: &Delivery,
+            config: &EdgeConfig,
         ) -> Result<Handled, EdgeError> {
-            match delivery.event.as_str() {
-                "echo.event" => {
-                    config.supabase()?;
-                    Ok(Handled::Done(Outcome::from_iter([(
-                        "echoed".to_owned(),
-                        Value::Object(delivery.payload.clone()),
-                    )])))
-                }
+            match event {
+                "echo.event" => Ok(Handled::Done(Outcome::from_iter([(
+                    "echoed".to_owned(),
+                    Value::Object(delivery.payload.clone()),
+                )]))),
                 // Accepted at once, finished later; `fail` makes the later part fail with the
                 // service role key in its message.
-                "echo.later" => {
+                _ => {
                     let fail = delivery.payload.contains_key("fail");
                     let key = config.supabase()?.service_role_key.expose().to_owned();
                     Ok(Handled::Accepted {
@@ -656,7 +715,6 @@ mod tests {
                         }),
                     })
                 }
-                other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
             }
         }
     }

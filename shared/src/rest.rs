@@ -185,39 +185,47 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// `webhook_receipts`: which deliveries `function` has completed.
-pub struct Receipts<'a> {
-    rest: &'a ServiceRest,
+/// One delivery's row in `webhook_receipts`, which lists the deliveries each function has
+/// completed.
+pub struct Receipt {
+    rest: ServiceRest,
     function: &'static str,
+    webhook_id: String,
+    event: String,
 }
 
-impl<'a> Receipts<'a> {
-    pub fn new(rest: &'a ServiceRest, function: &'static str) -> Self {
-        Self { rest, function }
+impl Receipt {
+    pub fn new(
+        config: &SupabaseConfig,
+        function: &'static str,
+        webhook_id: &str,
+        event: &str,
+    ) -> Self {
+        Self {
+            rest: ServiceRest::new(config),
+            function,
+            webhook_id: webhook_id.to_owned(),
+            event: event.to_owned(),
+        }
     }
 
-    /// Whether this webhook-id was completed before.
-    pub async fn seen(&self, webhook_id: &str) -> Result<bool, EdgeError> {
+    /// Whether the delivery was completed before.
+    pub async fn seen(&self) -> Result<bool, EdgeError> {
         let request = self
             .rest
             .from("webhook_receipts")
             .select("webhook_id")
             .eq("function_name", self.function)
-            .eq("webhook_id", webhook_id);
+            .eq("webhook_id", &self.webhook_id);
         Ok(!self.rest.rows(request).await?.is_empty())
     }
 
-    /// Records a completed delivery; recording it twice is harmless.
-    pub async fn record(
-        &self,
-        webhook_id: &str,
-        event: &str,
-        outcome: &Outcome,
-    ) -> Result<(), EdgeError> {
+    /// Records the delivery as completed with `outcome`; recording it twice is harmless.
+    pub async fn record(&self, outcome: &Outcome) -> Result<(), EdgeError> {
         let row = json!({
             "function_name": self.function,
-            "webhook_id": webhook_id,
-            "event": event,
+            "webhook_id": self.webhook_id,
+            "event": self.event,
             "outcome": outcome,
         });
         // The first outcome is the one to keep: ignore-duplicates, not a merge.

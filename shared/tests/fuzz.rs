@@ -125,12 +125,18 @@ impl EdgeFunction for Echo {
     const NAME: &'static str = "echo";
     const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures];
     const OPTIONAL: &'static [Capability] = &[];
+    const DEDUPLICATED: bool = false;
+    type Event = ();
 
-    async fn handle(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<Handled, EdgeError> {
+    fn parse(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<(), EdgeError> {
         match delivery.event.as_str() {
-            "echo.event" => Ok(Handled::Done(Outcome::new())),
+            "echo.event" => Ok(()),
             other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
         }
+    }
+
+    async fn handle(&self, _: (), _: &Delivery, _: &EdgeConfig) -> Result<Handled, EdgeError> {
+        Ok(Handled::Done(Outcome::new()))
     }
 }
 

@@ -92,14 +92,19 @@ Deno.test("ai-processing: memories and chat through the local stack", async (t) 
         "text-embedding-3-small",
       );
 
-      // The same delivery again: a signed re-send with its webhook-id and body.
+      // The same delivery again, signed with its webhook-id and body: a duplicate.
       const [webhookId, body] = (await sql(
         `select webhook_id || '|' || payload::text from webhook_logs
          where webhook_name = '${name}' and payload -> 'memory_ids' @> '[${first}]'`,
       )).split(/\|(.*)/s);
       const calls = await providerCalls(standIns);
-      const resent = await signedPost(`${stack.url}/ai-processing`, body, {
-        id: webhookId,
+      const url = `${stack.url}/ai-processing`;
+      const again = await signedPost(url, body, { id: webhookId, secret: LOCAL_WEBHOOK_SECRET });
+      const [againStatus, againAnswer] = await jsonOf(again);
+      assert.deepEqual([againStatus, againAnswer.duplicate], [200, true], "its receipt was kept");
+      // The same body as another delivery: accepted, and nothing is left to embed.
+      const resent = await signedPost(url, body, {
+        id: `${webhookId}-again`,
         secret: LOCAL_WEBHOOK_SECRET,
       });
       const requestId = resent.headers.get("x-request-id");

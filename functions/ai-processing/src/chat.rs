@@ -8,8 +8,8 @@
 
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
-use shared::rest::{Receipts, ServiceRest};
-use shared::{clock, is_uuid, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::rest::ServiceRest;
+use shared::{clock, is_uuid, outcome, EdgeConfig, EdgeError, Outcome};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
 use crate::handlers::{
@@ -24,7 +24,7 @@ const CHAT_CONCURRENCY: usize = 8;
 /// The messages a delivery names: `message_ids` (what the trigger sends, for a whole statement),
 /// or one message's fields (`chat.message.created`, and deliveries queued before the trigger
 /// became statement-level), checked as they were then.
-fn message_ids(payload: &Map<String, Value>) -> Result<Vec<i64>, EdgeError> {
+pub(crate) fn message_ids(payload: &Map<String, Value>) -> Result<Vec<i64>, EdgeError> {
     match listed_ids(payload, "message_ids")? {
         Some(ids) => Ok(ids),
         None => one_message(payload).map(|id| vec![id]),
@@ -129,56 +129,13 @@ fn assign_readers(messages: &[PendingMessage], granted: &Map<String, Value>) -> 
         .collect()
 }
 
-/// A chat delivery is checked and accepted at once (202), and its messages are read, embedded
-/// and stored after the answer: chat-model calls and embeddings take as long as the provider
-/// takes, and the sender waits for a whole batch of webhooks. A delivery already handled is
-/// answered 200 `duplicate`. What the background work does not finish (a provider failure, a
+/// The work of a chat delivery, after its answer. What it does not finish (a provider failure, a
 /// worker that died) leaves messages without a session memory, which the sweep
 /// (`enqueue_chat_messages`) sends again.
-pub async fn accept(
-    function: &'static str,
-    delivery: &Delivery,
-    config: &EdgeConfig,
-) -> Result<Handled, EdgeError> {
-    let ids = message_ids(&delivery.payload)?;
-    // Without a key nothing is read or touched: 503 not_configured.
-    config.openai()?;
-    let rest = ServiceRest::new(config.supabase()?);
-    if let Some(webhook_id) = &delivery.webhook_id {
-        if Receipts::new(&rest, function).seen(webhook_id).await? {
-            return Ok(Handled::Done(outcome([("duplicate", json!(true))])));
-        }
-    }
-    let receipt = delivery
-        .webhook_id
-        .clone()
-        .map(|webhook_id| (webhook_id, delivery.event.clone()));
-    let config = config.clone();
-    Ok(Handled::Accepted {
-        outcome: outcome([
-            ("background", json!("chat")),
-            ("messages", json!(ids.len())),
-        ]),
-        background: Box::pin(async move { process(function, &ids, receipt, &config).await }),
-    })
-}
-
-/// The work after the answer; the receipt (webhook id, event) is recorded once it is done.
-async fn process(
-    function: &'static str,
-    ids: &[i64],
-    receipt: Option<(String, String)>,
-    config: &EdgeConfig,
-) -> Result<Outcome, EdgeError> {
+pub(crate) async fn remember(ids: &[i64], config: &EdgeConfig) -> Result<Outcome, EdgeError> {
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
-    let result = remember_messages(&rest, openai, ids).await?;
-    if let Some((webhook_id, event)) = &receipt {
-        Receipts::new(&rest, function)
-            .record(webhook_id, event, &result)
-            .await?;
-    }
-    Ok(result)
+    remember_messages(&rest, openai, ids).await
 }
 
 async fn remember_messages(

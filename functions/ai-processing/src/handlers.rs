@@ -50,19 +50,58 @@ pub fn events() -> impl Iterator<Item = &'static str> {
     ROUTES.iter().map(|(event, _)| *event)
 }
 
-pub async fn handle(
-    function: &'static str,
-    delivery: &Delivery,
-    config: &EdgeConfig,
-) -> Result<Handled, EdgeError> {
-    let event = delivery.event.as_str();
-    let (_, work) = ROUTES
-        .iter()
-        .find(|(name, _)| *name == event)
-        .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
-    match work {
-        Work::Embeddings => accept_embeddings(delivery, config),
-        Work::Chat => chat::accept(function, delivery, config).await,
+/// A checked delivery: what it asks for, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AiEvent {
+    /// The memories to embed; none named (the sweep): whatever is pending.
+    Embeddings { memory_ids: Option<Vec<i64>> },
+    /// The chat messages to remember.
+    Chat { message_ids: Vec<i64> },
+}
+
+impl AiEvent {
+    /// The event of a delivery, its ids checked, and the settings its work needs: without a key
+    /// nothing is read or touched (503 `not_configured`).
+    pub fn parse(delivery: &Delivery, config: &EdgeConfig) -> Result<Self, EdgeError> {
+        let event = delivery.event.as_str();
+        let (_, work) = ROUTES
+            .iter()
+            .find(|(name, _)| *name == event)
+            .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
+        let parsed = match work {
+            Work::Embeddings => Self::Embeddings {
+                memory_ids: listed_ids(&delivery.payload, "memory_ids")?,
+            },
+            Work::Chat => Self::Chat {
+                message_ids: chat::message_ids(&delivery.payload)?,
+            },
+        };
+        config.openai()?;
+        config.supabase()?;
+        Ok(parsed)
+    }
+}
+
+/// Either kind of work takes as long as the provider and the database take, so a delivery is
+/// accepted at once (202) and the work runs after the answer: the sender, which waits for a whole
+/// batch of webhooks, is not held. What the background work does not finish stays pending in the
+/// database and is taken up by the next delivery or a sweep.
+pub fn accept(event: AiEvent, config: &EdgeConfig) -> Handled {
+    let config = config.clone();
+    match event {
+        AiEvent::Embeddings { memory_ids } => Handled::Accepted {
+            outcome: outcome([("background", json!("embeddings"))]),
+            background: Box::pin(
+                async move { embed_memories(memory_ids.as_deref(), &config).await },
+            ),
+        },
+        AiEvent::Chat { message_ids } => Handled::Accepted {
+            outcome: outcome([
+                ("background", json!("chat")),
+                ("messages", json!(message_ids.len())),
+            ]),
+            background: Box::pin(async move { chat::remember(&message_ids, &config).await }),
+        },
     }
 }
 
@@ -99,24 +138,6 @@ pub(crate) fn listed_ids(
 struct Claimed {
     memory: PendingMemory,
     content_hash: String,
-}
-
-/// Embedding takes as long as the provider and the vector index take, so a delivery is checked and
-/// accepted at once (202) and the memories are embedded after the answer: the sender, which waits
-/// for a whole batch of webhooks, is not held. What the background work does not finish stays
-/// pending in the database (released, or leased until the lease runs out) and is taken up by the
-/// next delivery or the sweep.
-fn accept_embeddings(delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
-    // Without ids (the sweep), whatever is pending.
-    let ids = listed_ids(&delivery.payload, "memory_ids")?;
-    // Without a key nothing is claimed or touched: 503 not_configured.
-    config.openai()?;
-    config.supabase()?;
-    let config = config.clone();
-    Ok(Handled::Accepted {
-        outcome: outcome([("background", json!("embeddings"))]),
-        background: Box::pin(async move { embed_memories(ids.as_deref(), &config).await }),
-    })
 }
 
 async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
@@ -370,7 +391,7 @@ mod tests {
                 payload: serde_json::Map::new(),
                 received_at: 0,
             };
-            futures::executor::block_on(super::handle("ai-processing", &delivery, &unconfigured))
+            super::AiEvent::parse(&delivery, &unconfigured)
         };
         for event in super::events() {
             assert!(

@@ -6,7 +6,7 @@ pub mod embeddings;
 mod handlers;
 pub mod openai;
 
-pub use handlers::events;
+pub use handlers::{events, AiEvent};
 pub mod preferences;
 
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
@@ -21,9 +21,20 @@ impl EdgeFunction for AiProcessing {
         Capability::OpenAi,
     ];
     const OPTIONAL: &'static [Capability] = &[];
+    const DEDUPLICATED: bool = true;
+    type Event = AiEvent;
 
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
-        handlers::handle(Self::NAME, delivery, config).await
+    fn parse(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<AiEvent, EdgeError> {
+        AiEvent::parse(delivery, config)
+    }
+
+    async fn handle(
+        &self,
+        event: AiEvent,
+        _: &Delivery,
+        config: &EdgeConfig,
+    ) -> Result<Handled, EdgeError> {
+        Ok(handlers::accept(event, config))
     }
 }
 

@@ -264,8 +264,19 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
         assert_eq!(metadata["embedding_model"], "text-embedding-3-small");
     }
 
-    // The same delivery again: nothing is pending, nothing is asked of the provider.
+    // The same delivery again: its receipt makes it a duplicate.
     let calls = stack.provider_calls();
+    let (status, body) = deliver(&stack.config(true), request.clone()).await;
+    assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
+    // And with the receipt lost: nothing is pending, nothing is asked of the provider.
+    stack
+        .db
+        .execute(
+            "delete from webhook_receipts where function_name = 'ai-processing'",
+            &[],
+        )
+        .await
+        .unwrap();
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (202, &json!(0)), "{body}");
     assert_eq!(stack.provider_calls(), calls);

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use shared::config::CalendarSyncConfig;
 use shared::email::send_email;
 use shared::fetch::HttpRequest;
-use shared::rest::{Receipts, ServiceRest};
+use shared::rest::ServiceRest;
 use shared::upstream::{send, Quote};
 use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, Outcome};
 
@@ -14,42 +14,26 @@ use crate::calendar::{self, CalendarError};
 use crate::events::{CalendarSync, Collaboration, TripEvent};
 use crate::notifications::{self, Notification, Trip};
 
-/// Handles one verified delivery (everything but `test.webhook`).
+/// Handles one checked delivery (everything but `test.webhook`).
 pub async fn handle(
-    function: &'static str,
+    event: &TripEvent,
     delivery: &Delivery,
     config: &EdgeConfig,
 ) -> Result<Outcome, EdgeError> {
-    let event = TripEvent::parse(&delivery.event, &delivery.payload)?;
-    if let TripEvent::CalendarSync(_) = event {
-        config.calendar_sync()?;
-    }
     let rest = ServiceRest::new(config.supabase()?);
-    let receipts = Receipts::new(&rest, function);
-    if let Some(webhook_id) = &delivery.webhook_id {
-        if receipts.seen(webhook_id).await? {
-            return Ok(outcome([("duplicate", json!(true))]));
-        }
-    }
     let handler = Handler {
         rest: &rest,
         config,
         delivery,
     };
-    let result = match &event {
+    match event {
         // The commonest event, in bursts: its reads are one round trip.
-        TripEvent::CollaboratorAdded(collaboration) => handler.invitation(collaboration).await?,
+        TripEvent::CollaboratorAdded(collaboration) => handler.invitation(collaboration).await,
         _ => match read_trip(&rest, event.trip_id()).await? {
-            None => skipped("trip_not_found"),
-            Some(trip) => handler.apply(&event, &trip).await?,
+            None => Ok(skipped("trip_not_found")),
+            Some(trip) => handler.apply(event, &trip).await,
         },
-    };
-    if let Some(webhook_id) = &delivery.webhook_id {
-        receipts
-            .record(webhook_id, &delivery.event, &result)
-            .await?;
     }
-    Ok(result)
 }
 
 struct Handler<'a> {

@@ -6,6 +6,7 @@ pub mod events;
 mod handlers;
 pub mod notifications;
 
+use events::TripEvent;
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
 
 pub struct TripEvents;
@@ -14,9 +15,25 @@ impl EdgeFunction for TripEvents {
     const NAME: &'static str = "trip-events";
     const REQUIRED: &'static [Capability] = &[Capability::WebhookSignatures, Capability::Supabase];
     const OPTIONAL: &'static [Capability] = &[Capability::Email, Capability::CalendarSync];
+    const DEDUPLICATED: bool = true;
+    type Event = TripEvent;
 
-    async fn handle(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<Handled, EdgeError> {
-        handlers::handle(Self::NAME, delivery, config)
+    fn parse(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<TripEvent, EdgeError> {
+        let event = TripEvent::parse(&delivery.event, &delivery.payload)?;
+        if let TripEvent::CalendarSync(_) = event {
+            config.calendar_sync()?;
+        }
+        config.supabase()?;
+        Ok(event)
+    }
+
+    async fn handle(
+        &self,
+        event: TripEvent,
+        delivery: &Delivery,
+        config: &EdgeConfig,
+    ) -> Result<Handled, EdgeError> {
+        handlers::handle(&event, delivery, config)
             .await
             .map(Handled::Done)
     }
