@@ -138,6 +138,22 @@ impl Stack {
         (request, ids)
     }
 
+    /// Forgets that ai-processing completed `request`, as if it had stopped before recording it
+    /// (only this delivery's receipt: the tests run side by side).
+    async fn lose_receipt(&self, request: &IncomingRequest) {
+        let webhook_id = request.headers.get("webhook-id").expect("a webhook-id");
+        let deleted = self
+            .db
+            .execute(
+                "delete from webhook_receipts
+                 where function_name = 'ai-processing' and webhook_id = $1",
+                &[&webhook_id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the delivery had a receipt");
+    }
+
     fn chat_calls(&self) -> usize {
         self.stand_ins.request_count("/openai/v1/chat/completions")
     }
@@ -269,14 +285,7 @@ async fn five_hundred_memories_in_one_statement_take_one_provider_call() {
     let (status, body) = deliver(&stack.config(true), request.clone()).await;
     assert_eq!((status, &body["duplicate"]), (200, &json!(true)), "{body}");
     // And with the receipt lost: nothing is pending, nothing is asked of the provider.
-    stack
-        .db
-        .execute(
-            "delete from webhook_receipts where function_name = 'ai-processing'",
-            &[],
-        )
-        .await
-        .unwrap();
+    stack.lose_receipt(&request).await;
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!((status, &body["embedded"]), (202, &json!(0)), "{body}");
     assert_eq!(stack.provider_calls(), calls);
@@ -536,14 +545,7 @@ async fn five_hundred_messages_in_one_statement_are_one_delivery_and_one_embeddi
 
     // The receipt lost (the function stopped after storing): the same delivery finds every
     // message processed and asks the provider nothing.
-    stack
-        .db
-        .execute(
-            "delete from webhook_receipts where function_name = 'ai-processing'",
-            &[],
-        )
-        .await
-        .unwrap();
+    stack.lose_receipt(&request).await;
     let (status, body) = deliver(&stack.config(true), request).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
