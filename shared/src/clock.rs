@@ -58,6 +58,36 @@ pub fn jitter() -> f64 {
     }
 }
 
+/// The clock as the handlers see it, so that what they decide from time (budgets, waits) can be
+/// tested with a clock the test moves.
+#[allow(async_fn_in_trait)]
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> f64;
+    /// A number in [0, 1) for spreading retries apart.
+    fn jitter(&self) -> f64;
+    /// Waits `ms` milliseconds.
+    async fn sleep_ms(&self, ms: u64);
+}
+
+/// The runtime's clock: [`now_ms`], [`jitter`] and [`sleep_ms`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> f64 {
+        now_ms()
+    }
+
+    fn jitter(&self) -> f64 {
+        jitter()
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        sleep_ms(ms).await;
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use shared::{clock, is_uuid, outcome, EdgeConfig, EdgeError, Outcome};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
 use crate::handlers::{
-    listed_ids, request_embeddings, vector_literal, Progress, STORE_CHUNK, TIME_BUDGET_MS,
+    listed_ids, request_embeddings, vector_literal, STORE_CHUNK, TIME_BUDGET_MS,
 };
 use crate::openai;
 use crate::preferences::{self, Preference};
@@ -160,14 +160,14 @@ async fn remember_messages(
     let deadline = clock::now_ms() + TIME_BUDGET_MS;
     let found = read_preferences(openai, &messages, &readers, deadline).await?;
 
-    let mut progress = Progress::default();
+    let mut provider_calls = 0;
     let texts: Vec<(String, bool)> = messages
         .iter()
         .map(|m| {
             preferences::session_memory_text(&m.content, preferences::SESSION_MEMORY_MAX_BYTES)
         })
         .collect();
-    let vectors = embed_texts(openai, &messages, &texts, deadline, &mut progress).await?;
+    let vectors = embed_texts(openai, &messages, &texts, deadline, &mut provider_calls).await?;
 
     let rows: Vec<Value> = messages
         .iter()
@@ -216,7 +216,7 @@ async fn remember_messages(
             "extracted_by",
             json!({ "chat_model": chat_model_calls, "rules": by(Reader::Rules) }),
         ),
-        ("provider_calls", json!(progress.provider_calls)),
+        ("provider_calls", json!(provider_calls)),
     ]);
     if openai.chat_model.is_some() && chat_model_calls < messages.len() {
         // Over the per-user cap: said in the answer, which the delivery log keeps.
@@ -285,7 +285,7 @@ async fn embed_texts(
     messages: &[PendingMessage],
     texts: &[(String, bool)],
     deadline: f64,
-    progress: &mut Progress,
+    provider_calls: &mut usize,
 ) -> Result<Vec<(i64, String)>, EdgeError> {
     let memories: Vec<PendingMemory> = messages
         .iter()
@@ -301,7 +301,7 @@ async fn embed_texts(
     };
     let mut vectors = Vec::with_capacity(memories.len());
     for batch in &embeddings::plan_batches(&memories, &limits).batches {
-        for (id, vector) in request_embeddings(openai, batch, deadline, progress).await? {
+        for (id, vector) in request_embeddings(openai, batch, deadline, provider_calls).await? {
             vectors.push((id, vector_literal(&vector)));
         }
     }

@@ -1,15 +1,16 @@
-//! The I/O around the pure core: claim pending memories and store their vectors through
-//! PostgREST, call the OpenAI-compatible API with retries inside the request's time budget, and
-//! turn a user's chat message into a session memory and preference memories.
+//! ai-processing's events, checked and accepted, and the real ports of the embedding rounds:
+//! the memories' leases through PostgREST's RPCs and the OpenAI-compatible embeddings API.
 
 use serde_json::{json, Map, Value};
+use shared::clock::SystemClock;
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
-use shared::{clock, outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::{outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::chat;
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};
 use crate::openai;
+use crate::rounds::{self, Claim, Claimed, Embedded, EmbeddingsApi, Memories, Rounds};
 
 /// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
 pub const DIMENSIONS: usize = 1536;
@@ -105,14 +106,6 @@ pub fn accept(event: AiEvent, config: &EdgeConfig) -> Handled {
     }
 }
 
-/// Counts what one delivery did.
-#[derive(Debug, Default)]
-pub(crate) struct Progress {
-    embedded: usize,
-    pub(crate) provider_calls: usize,
-    skipped: usize,
-}
-
 /// The ids a payload lists under `field` (`memory_ids`, `message_ids`), if it lists any: positive
 /// integers, or a 400 naming the field.
 pub(crate) fn listed_ids(
@@ -134,128 +127,25 @@ pub(crate) fn listed_ids(
     }
 }
 
-/// A claimed memory, with the hash of the content it was claimed with.
-struct Claimed {
-    memory: PendingMemory,
-    content_hash: String,
-}
-
 async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
-    let deadline = clock::now_ms() + TIME_BUDGET_MS;
-    let limits = EmbeddingLimits {
-        max_inputs: openai.embedding_max_inputs,
-        ..EmbeddingLimits::default()
+    let rounds = Rounds {
+        ids,
+        model: &openai.embedding_model,
+        limits: EmbeddingLimits {
+            max_inputs: openai.embedding_max_inputs,
+            ..EmbeddingLimits::default()
+        },
+        dimensions: DIMENSIONS,
+        budget_ms: TIME_BUDGET_MS,
     };
-    let mut progress = Progress::default();
-    let mut failure = None;
-    let mut out_of_time = false;
-    // A round (claim, embed, store) is only begun when the longest one so far would still end
-    // within the budget: the store at its end cannot be cut short without wasting the vectors,
-    // and work past the edge runtime's wall-clock limit would be cut off mid-round.
-    let mut longest_round_ms: f64 = 0.0;
-    loop {
-        let round_started = clock::now_ms();
-        if round_started + longest_round_ms >= deadline {
-            out_of_time = true;
-            break;
-        }
-        let (lease, claimed) = claim(&rest, ids).await?;
-        let Some(lease) = lease else { break };
-        let memories: Vec<PendingMemory> = claimed.iter().map(|c| c.memory.clone()).collect();
-        let plan = embeddings::plan_batches(&memories, &limits);
-        progress.skipped += plan.skipped.len();
-        let mut vectors = Vec::new();
-        for batch in &plan.batches {
-            if clock::now_ms() >= deadline {
-                out_of_time = true;
-                break;
-            }
-            match request_embeddings(openai, batch, deadline, &mut progress).await {
-                Ok(batch_vectors) => vectors.extend(stored_rows(batch, batch_vectors, &claimed)),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
-        let expected = claimed.len() - plan.skipped.len();
-        let stored = if vectors.is_empty() {
-            0
-        } else {
-            match store(&rest, &lease, &openai.embedding_model, vectors).await {
-                Ok(stored) => stored,
-                Err(error) => {
-                    // Give the work back before answering, so the retry finds it claimable.
-                    let _ = release(&rest, &lease).await;
-                    return Err(error);
-                }
-            }
-        };
-        progress.embedded += stored;
-        // What was not stored goes back at once, so a retry need not wait for the lease. Blank
-        // memories stay leased until it expires, so this loop does not claim them again.
-        if failure.is_some() || stored < expected {
-            release(&rest, &lease).await?;
-            break;
-        }
-        longest_round_ms = longest_round_ms.max(clock::now_ms() - round_started);
-    }
-    let remaining = count_pending(&rest, ids).await?;
-    // Out of time with work left: a new delivery carries on rather than waiting for the sweep.
-    let out_of_time = out_of_time || clock::now_ms() >= deadline;
-    if remaining > 0 && failure.is_none() && out_of_time && progress.embedded > 0 {
-        let request = rest.rpc("enqueue_memory_embeddings", &json!({}));
-        rest.execute(request).await?;
-    }
-    if let (0, Some(error)) = (progress.embedded, &failure) {
-        // Refused for good (a refused key, a malformed request): logged as the provider's refusal;
-        // the memories stay pending for the sweep.
-        if error.is_permanent() {
-            return Err(error.clone());
-        }
-        // Nothing embedded: logged as work pending, with the reason and the counts; the memories
-        // were released for the next delivery or the sweep.
-        let retry_after_seconds = match error {
-            EdgeError::Upstream {
-                retry_after_seconds,
-                ..
-            } => *retry_after_seconds,
-            _ => None,
-        };
-        return Err(EdgeError::Pending {
-            message: format!("0 memories embedded, {remaining} remain pending: {error}"),
-            retry_after_seconds,
-        });
-    }
-    Ok(outcome([
-        ("embedded", json!(progress.embedded)),
-        ("remaining", json!(remaining)),
-        ("skipped", json!(progress.skipped)),
-        ("provider_calls", json!(progress.provider_calls)),
-    ]))
-}
-
-/// The rows `store_memory_embeddings` takes for one batch's vectors.
-fn stored_rows(
-    batch: &EmbeddingBatch,
-    vectors: Vec<(i64, Vec<f32>)>,
-    claimed: &[Claimed],
-) -> Vec<Value> {
-    vectors
-        .into_iter()
-        .zip(&batch.inputs)
-        .filter_map(|((id, vector), input)| {
-            let hash = &claimed.iter().find(|c| c.memory.id == id)?.content_hash;
-            Some(json!({
-                "id": id,
-                "content_hash": hash,
-                "embedding": vector_literal(&vector),
-                "truncated": input.truncated,
-            }))
-        })
-        .collect()
+    let memories = RestMemories {
+        rest: &rest,
+        model: &openai.embedding_model,
+    };
+    let report = rounds::run(&rounds, &memories, &OpenAiEmbeddings(openai), &SystemClock).await?;
+    Ok(report.outcome())
 }
 
 /// pgvector's text form, `[0.1,0.2,…]`: shortest round-trip digits, so the stored `real`s are
@@ -266,97 +156,126 @@ pub(crate) fn vector_literal(vector: &[f32]) -> String {
     serde_json::to_string(vector).unwrap_or_default()
 }
 
-/// One embeddings request, retried as the API asks within the time budget.
+/// One embeddings request, retried as the API asks within the time budget; its vectors, checked.
 pub(crate) async fn request_embeddings(
     config: &OpenAiConfig,
     batch: &EmbeddingBatch,
     deadline: f64,
-    progress: &mut Progress,
+    calls: &mut usize,
 ) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
     let body = embeddings::request_body(&config.embedding_model, batch);
-    let answer = openai::call(
-        config,
-        "embeddings",
-        &body,
-        deadline,
-        &mut progress.provider_calls,
-    )
-    .await?;
+    let answer = OpenAiEmbeddings(config)
+        .embeddings(&body, deadline, calls)
+        .await?;
     embeddings::parse_response(&answer, batch, DIMENSIONS)
 }
 
-async fn claim(
-    rest: &ServiceRest,
-    ids: Option<&[i64]>,
-) -> Result<(Option<String>, Vec<Claimed>), EdgeError> {
-    let request = rest.rpc(
-        "claim_memory_embeddings",
-        &json!({
-            "p_memory_ids": ids,
-            "p_limit": CLAIM_SIZE,
-            "p_lease_seconds": LEASE_SECONDS,
-        }),
-    );
-    // One JSON value: PostgREST caps the rows a function returns at max_rows.
-    let answer = rest.execute(request).await?;
-    let claimed: Vec<Claimed> = answer
-        .get("memories")
-        .and_then(Value::as_array)
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|row| {
-                    Some(Claimed {
-                        memory: PendingMemory {
-                            id: row.get("id")?.as_i64()?,
-                            content: row.get("content")?.as_str()?.to_owned(),
-                        },
-                        content_hash: row.get("content_hash")?.as_str()?.to_owned(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let lease = answer
-        .get("lease_id")
-        .and_then(Value::as_str)
-        .filter(|_| !claimed.is_empty())
-        .map(str::to_owned);
-    Ok((lease, claimed))
-}
+/// The embeddings API of `OPENAI_BASE_URL`.
+struct OpenAiEmbeddings<'a>(&'a OpenAiConfig);
 
-/// A round's vectors, [`STORE_CHUNK`] per PostgREST round trip; how many were written.
-async fn store(
-    rest: &ServiceRest,
-    lease: &str,
-    model: &str,
-    rows: Vec<Value>,
-) -> Result<usize, EdgeError> {
-    let mut stored = 0;
-    for chunk in rows.chunks(STORE_CHUNK) {
-        let request = rest.rpc(
-            "store_memory_embeddings",
-            &json!({ "p_lease_id": lease, "p_model": model, "p_embeddings": chunk }),
-        );
-        let written = rest.execute(request).await?;
-        stored += written
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
+impl EmbeddingsApi for OpenAiEmbeddings<'_> {
+    async fn embeddings(
+        &self,
+        body: &Value,
+        deadline: f64,
+        calls: &mut usize,
+    ) -> Result<Value, EdgeError> {
+        openai::call(self.0, "embeddings", body, deadline, calls).await
     }
-    Ok(stored)
 }
 
-async fn release(rest: &ServiceRest, lease: &str) -> Result<(), EdgeError> {
-    let request = rest.rpc("release_memory_embeddings", &json!({ "p_lease_id": lease }));
-    rest.execute(request).await.map(drop)
+/// The memories through PostgREST's RPCs (`claim_memory_embeddings` and the rest).
+struct RestMemories<'a> {
+    rest: &'a ServiceRest,
+    model: &'a str,
 }
 
-async fn count_pending(rest: &ServiceRest, ids: Option<&[i64]>) -> Result<u64, EdgeError> {
-    let request = rest.rpc(
-        "count_pending_memory_embeddings",
-        &json!({ "p_memory_ids": ids }),
-    );
-    Ok(rest.execute(request).await?.as_u64().unwrap_or(0))
+impl Memories for RestMemories<'_> {
+    async fn claim(&self, ids: Option<&[i64]>) -> Result<Option<Claim>, EdgeError> {
+        let request = self.rest.rpc(
+            "claim_memory_embeddings",
+            &json!({
+                "p_memory_ids": ids,
+                "p_limit": CLAIM_SIZE,
+                "p_lease_seconds": LEASE_SECONDS,
+            }),
+        );
+        // One JSON value: PostgREST caps the rows a function returns at max_rows.
+        let answer = self.rest.execute(request).await?;
+        let memories: Vec<Claimed> = answer
+            .get("memories")
+            .and_then(Value::as_array)
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|row| {
+                        Some(Claimed {
+                            memory: PendingMemory {
+                                id: row.get("id")?.as_i64()?,
+                                content: row.get("content")?.as_str()?.to_owned(),
+                            },
+                            content_hash: row.get("content_hash")?.as_str()?.to_owned(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lease = answer.get("lease_id").and_then(Value::as_str);
+        Ok(match lease {
+            Some(lease) if !memories.is_empty() => Some(Claim {
+                lease: lease.to_owned(),
+                memories,
+            }),
+            _ => None,
+        })
+    }
+
+    /// [`STORE_CHUNK`] vectors per PostgREST round trip.
+    async fn store(&self, lease: &str, vectors: Vec<Embedded>) -> Result<usize, EdgeError> {
+        let rows: Vec<Value> = vectors
+            .iter()
+            .map(|vector| {
+                json!({
+                    "id": vector.memory_id,
+                    "content_hash": vector.content_hash,
+                    "embedding": vector_literal(&vector.vector),
+                    "truncated": vector.truncated,
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for chunk in rows.chunks(STORE_CHUNK) {
+            let request = self.rest.rpc(
+                "store_memory_embeddings",
+                &json!({ "p_lease_id": lease, "p_model": self.model, "p_embeddings": chunk }),
+            );
+            let written = self.rest.execute(request).await?;
+            stored += written
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+        }
+        Ok(stored)
+    }
+
+    async fn release(&self, lease: &str) -> Result<(), EdgeError> {
+        let request = self
+            .rest
+            .rpc("release_memory_embeddings", &json!({ "p_lease_id": lease }));
+        self.rest.execute(request).await.map(drop)
+    }
+
+    async fn count_pending(&self, ids: Option<&[i64]>) -> Result<u64, EdgeError> {
+        let request = self.rest.rpc(
+            "count_pending_memory_embeddings",
+            &json!({ "p_memory_ids": ids }),
+        );
+        Ok(self.rest.execute(request).await?.as_u64().unwrap_or(0))
+    }
+
+    async fn enqueue_more(&self) -> Result<(), EdgeError> {
+        let request = self.rest.rpc("enqueue_memory_embeddings", &json!({}));
+        self.rest.execute(request).await.map(drop)
+    }
 }
 
 #[cfg(test)]

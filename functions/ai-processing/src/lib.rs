@@ -5,6 +5,7 @@ mod chat;
 pub mod embeddings;
 mod handlers;
 pub mod openai;
+mod rounds;
 
 pub use handlers::{events, AiEvent};
 pub mod preferences;

@@ -11,52 +11,75 @@
 //! [`EdgeError::Upstream`], and the caller leaves its work pending.
 
 use serde_json::Value;
+use shared::clock::{Clock, SystemClock};
 use shared::config::OpenAiConfig;
 use shared::fetch::{fetch, HttpRequest};
 use shared::redact::{clip, without_key_shapes};
 use shared::upstream::{self, Quote};
-use shared::{clock, EdgeError};
+use shared::EdgeError;
 
 /// The name errors from the API carry in [`EdgeError::Upstream`].
 pub const SERVICE: &str = "openai";
 
 /// What the API answered, or `status: None` when it did not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RawAnswer {
-    status: Option<u16>,
+pub struct RawAnswer {
+    pub status: Option<u16>,
     /// Lowercase names.
-    headers: Vec<(String, String)>,
-    body: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
     /// Why there is no answer (connection error), without the URL.
-    failure: Option<String>,
+    pub failure: Option<String>,
 }
 
-/// POSTs `body` to `{OPENAI_BASE_URL}/{path}` once.
-async fn post(config: &OpenAiConfig, path: &str, body: &str) -> RawAnswer {
-    let url = format!("{}/{}", config.base_url, path.trim_start_matches('/'));
-    let request = HttpRequest::post_json(url, body.to_owned()).bearer(config.api_key.expose());
-    match fetch(request).await {
-        Ok(answer) => RawAnswer {
-            status: Some(answer.status),
-            headers: answer.headers,
-            body: answer.body,
-            failure: None,
-        },
-        // An answer whose body could not be read counts as none, its headers kept.
-        Err(error) => RawAnswer {
-            status: None,
-            headers: error.headers,
-            body: String::new(),
-            failure: Some(error.message),
-        },
+/// Sends one request to the API and brings back whatever came back.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    async fn post(&self, path: &str, body: &str) -> RawAnswer;
+}
+
+/// The API over HTTP: `POST {OPENAI_BASE_URL}/{path}` with the key as bearer.
+pub struct Http<'a>(pub &'a OpenAiConfig);
+
+impl Transport for Http<'_> {
+    async fn post(&self, path: &str, body: &str) -> RawAnswer {
+        let config = self.0;
+        let url = format!("{}/{}", config.base_url, path.trim_start_matches('/'));
+        let request = HttpRequest::post_json(url, body.to_owned()).bearer(config.api_key.expose());
+        match fetch(request).await {
+            Ok(answer) => RawAnswer {
+                status: Some(answer.status),
+                headers: answer.headers,
+                body: answer.body,
+                failure: None,
+            },
+            // An answer whose body could not be read counts as none, its headers kept.
+            Err(error) => RawAnswer {
+                status: None,
+                headers: error.headers,
+                body: String::new(),
+                failure: Some(error.message),
+            },
+        }
     }
 }
 
-/// POSTs `body` to `path` until the API answers 2xx, waiting and retrying as [`RetryPolicy`]
-/// says until `deadline` (ms, [`clock::now_ms`]'s clock); the answer's JSON. `calls` counts the
-/// requests sent.
+/// [`call_with`] over HTTP and the runtime's clock.
 pub async fn call(
     config: &OpenAiConfig,
+    path: &str,
+    body: &Value,
+    deadline: f64,
+    calls: &mut usize,
+) -> Result<Value, EdgeError> {
+    call_with(&Http(config), &SystemClock, path, body, deadline, calls).await
+}
+
+/// POSTs `body` to `path` until the API answers 2xx, waiting and retrying as [`RetryPolicy`]
+/// says until `deadline` (ms, on `clock`); the answer's JSON. `calls` counts the requests sent.
+pub async fn call_with(
+    transport: &impl Transport,
+    clock: &impl Clock,
     path: &str,
     body: &Value,
     deadline: f64,
@@ -67,7 +90,7 @@ pub async fn call(
     loop {
         attempt += 1;
         *calls += 1;
-        let answer = post(config, path, &body).await;
+        let answer = transport.post(path, &body).await;
         if let Some(200..=299) = answer.status {
             return serde_json::from_str(&answer.body).map_err(|error| {
                 upstream_error(
@@ -77,18 +100,18 @@ pub async fn call(
                 )
             });
         }
-        let remaining_ms = (deadline - clock::now_ms()).max(0.0) as u64;
+        let remaining_ms = (deadline - clock.now_ms()).max(0.0) as u64;
         let detail = answer.failure.as_deref().unwrap_or(&answer.body);
         let decision = retry_decision(
             answer.status,
             &answer.headers,
             detail,
             attempt,
-            clock::jitter(),
+            clock.jitter(),
             remaining_ms,
         );
         match decision {
-            RetryDecision::RetryAfter { delay_ms } => clock::sleep_ms(delay_ms).await,
+            RetryDecision::RetryAfter { delay_ms } => clock.sleep_ms(delay_ms).await,
             RetryDecision::GiveUp {
                 reason,
                 retry_after_seconds,
@@ -339,6 +362,7 @@ fn parse_duration_ms(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -606,6 +630,133 @@ mod tests {
         assert_eq!(
             error.to_response("r").headers.get("retry-after"),
             Some("10")
+        );
+    }
+
+    /// A scripted answer: status (0: none, the connection refused), headers, body.
+    type ScriptedAnswer = (u16, &'static [(&'static str, &'static str)], &'static str);
+
+    /// Answers from a script, one per request, on a clock that only moves when slept on.
+    struct Scripted {
+        answers: std::cell::RefCell<std::collections::VecDeque<RawAnswer>>,
+        now: std::cell::Cell<f64>,
+        slept: std::cell::RefCell<Vec<u64>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<ScriptedAnswer>) -> Self {
+            let answers = answers
+                .into_iter()
+                .map(|(status, pairs, body)| RawAnswer {
+                    status: (status != 0).then_some(status),
+                    headers: headers(pairs),
+                    body: body.to_owned(),
+                    failure: (status == 0).then(|| "connection refused".to_owned()),
+                })
+                .collect();
+            Self {
+                answers: std::cell::RefCell::new(answers),
+                now: std::cell::Cell::new(0.0),
+                slept: std::cell::RefCell::new(Vec::new()),
+            }
+        }
+
+        fn call(&self, budget_ms: f64) -> (Result<Value, EdgeError>, usize) {
+            let mut calls = 0;
+            let body = json!({ "input": ["x"] });
+            let result = futures::executor::block_on(call_with(
+                self,
+                self,
+                "embeddings",
+                &body,
+                budget_ms,
+                &mut calls,
+            ));
+            (result, calls)
+        }
+    }
+
+    impl Transport for Scripted {
+        async fn post(&self, _: &str, _: &str) -> RawAnswer {
+            self.answers
+                .borrow_mut()
+                .pop_front()
+                .expect("an answer left")
+        }
+    }
+
+    impl Clock for Scripted {
+        fn now_ms(&self) -> f64 {
+            self.now.get()
+        }
+        fn jitter(&self) -> f64 {
+            0.5
+        }
+        async fn sleep_ms(&self, ms: u64) {
+            self.slept.borrow_mut().push(ms);
+            self.now.set(self.now.get() + ms as f64);
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_waited_out_then_the_answer_used() {
+        let api = Scripted::new(vec![
+            (429, &[("retry-after", "2")], RATE_LIMITED),
+            (500, &[], "{}"),
+            (0, &[], ""),
+            (200, &[], r#"{"data": []}"#),
+        ]);
+        let (result, calls) = api.call(PLENTY as f64);
+        assert_eq!(result.unwrap(), json!({ "data": [] }));
+        assert_eq!(calls, 4);
+        // Retry-After: 2; then the back-off of attempts 2 and 3 (steps of 1000 and 2000 ms, half
+        // fixed, half jitter, here 0.5).
+        assert_eq!(*api.slept.borrow(), [2000, 750, 1500]);
+    }
+
+    #[test]
+    fn a_wait_past_the_deadline_gives_up_with_the_wait_for_the_sender() {
+        let api = Scripted::new(vec![(429, &[("retry-after", "30")], RATE_LIMITED)]);
+        let (result, calls) = api.call(10_000.0);
+        let error = result.unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(api.slept.borrow().is_empty());
+        assert_eq!(error.status(), 503);
+        assert_eq!(
+            error.to_response("r").headers.get("retry-after"),
+            Some("30")
+        );
+        assert!(
+            error.to_string().starts_with(
+                "openai answered 429: rate limited: rate_limit_exceeded; retry would exceed"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_not_retried() {
+        let api = Scripted::new(vec![(401, &[], r#"{"error":{"code":"invalid_api_key"}}"#)]);
+        let (result, calls) = api.call(PLENTY as f64);
+        let error = result.unwrap_err();
+        assert_eq!((calls, error.status()), (1, 424));
+        assert_eq!(
+            error.to_string(),
+            "openai answered 401: the credentials were refused (check OPENAI_API_KEY) (not retryable)"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_json_is_an_upstream_error() {
+        let api = Scripted::new(vec![(200, &[], "<html>")]);
+        let (result, _) = api.call(PLENTY as f64);
+        let error = result.unwrap_err();
+        assert_eq!(error.status(), 502);
+        assert!(
+            error
+                .to_string()
+                .starts_with("openai answered 200: the embeddings answer is not JSON"),
+            "{error}"
         );
     }
 
