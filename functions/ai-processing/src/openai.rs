@@ -747,6 +747,32 @@ mod tests {
     }
 
     #[test]
+    fn five_failed_attempts_give_up_saying_what_the_last_one_met() {
+        let five = |answer: ScriptedAnswer| Scripted::new(vec![answer; 5]);
+        let (result, calls) = five((500, &[], "<html>")).call(PLENTY as f64);
+        let error = result.unwrap_err();
+        assert_eq!(
+            (calls, error.status(), error.code()),
+            (5, 502, "upstream_error")
+        );
+        assert_eq!(
+            error.to_string(),
+            "openai answered 500: server error; gave up after 5 attempts"
+        );
+
+        let (result, _) = five((0, &[], "")).call(PLENTY as f64);
+        let error = result.unwrap_err();
+        assert_eq!(
+            (error.status(), error.code()),
+            (503, "upstream_unavailable")
+        );
+        assert_eq!(
+            error.to_string(),
+            "openai could not be reached: connection refused; gave up after 5 attempts"
+        );
+    }
+
+    #[test]
     fn an_answer_that_is_not_json_is_an_upstream_error() {
         let api = Scripted::new(vec![(200, &[], "<html>")]);
         let (result, _) = api.call(PLENTY as f64);
