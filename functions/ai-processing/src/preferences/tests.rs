@@ -1,5 +1,13 @@
-//! The tests of `preferences.rs`.
+//! The tests of the preferences: the rules, the cue data, the chat model's answer, the session
+//! memory's text.
 
+use serde_json::{json, Value};
+use shared::EdgeError;
+
+use super::cues::RULES;
+use super::PreferenceCategory::{
+    Accessibility, Accommodation, Activity, Budget, Cuisine, Destination, Pace, Transport,
+};
 use super::*;
 
 fn extracted(message: &str) -> Vec<(PreferenceCategory, String)> {
