@@ -4,7 +4,6 @@
 
 pub mod clock;
 pub mod config;
-pub mod email;
 pub mod error;
 pub mod fetch;
 pub mod function;

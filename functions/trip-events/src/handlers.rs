@@ -2,9 +2,9 @@
 //! notifications, send the e-mail, post the calendar. Each step is safe to repeat, so a delivery
 //! that failed half-way and is retried finishes without doing anything twice.
 
+use crate::email::send_email;
 use serde_json::{json, Value};
 use shared::config::CalendarSyncConfig;
-use shared::email::send_email;
 use shared::fetch::HttpRequest;
 use shared::rest::ServiceRest;
 use shared::upstream::{send, Quote};

@@ -2,6 +2,7 @@
 //! Events arrive as signed webhooks from Postgres.
 
 pub mod calendar;
+mod email;
 pub mod events;
 mod handlers;
 pub mod notifications;

@@ -1,8 +1,8 @@
 //! What trip-events tells people: the `notifications` rows and the invitation e-mail.
 //! Pure: the handlers fetch the trip and the people, these functions decide the words.
 
+use crate::email::Email;
 use serde_json::{json, Value};
-use shared::email::Email;
 
 use crate::events::{Booking, Collaboration};
 

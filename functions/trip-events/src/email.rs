@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::config::EmailConfig;
-use crate::error::EdgeError;
-use crate::fetch::HttpRequest;
-use crate::upstream::{send_json, Quote};
+use shared::config::EmailConfig;
+use shared::fetch::HttpRequest;
+use shared::upstream::{send_json, Quote};
+use shared::EdgeError;
 
 /// One message, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
