@@ -205,13 +205,13 @@ pub(super) async fn embeddings(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let request = match openai_request(&headers, &body) {
-        Ok(request) => request,
-        Err(error) => return openai_response(&shared, started, Err(error)),
-    };
-    let behaviour = match misbehave(&shared, |records| &mut records.embeddings).await {
-        Ok(behaviour) => behaviour,
-        Err(throttle) => return throttle.into_response(),
+    let (request, behaviour) = match admit(&shared, &headers, &body, started, |records| {
+        &mut records.embeddings
+    })
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let result = embed(&request).map(|mut answer| {
         if let Some(dimensions) = behaviour.dimensions {
@@ -220,6 +220,23 @@ pub(super) async fn embeddings(
         answer
     });
     openai_response(&shared, started, result)
+}
+
+/// A request as OpenAI takes it in: the key and the body checked, then the endpoint's
+/// misbehaviour (chosen by `of`); the request and the behaviour, or the answer refusing it.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    started: Instant,
+    of: impl Fn(&mut Records) -> &mut OpenAiBehaviour,
+) -> Result<(Map<String, Value>, OpenAiBehaviour), Response> {
+    let request = openai_request(headers, body)
+        .map_err(|error| openai_response(shared, started, Err(error)))?;
+    let behaviour = misbehave(shared, of)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((request, behaviour))
 }
 
 /// Waits and fails as the endpoint's [`OpenAiBehaviour`] (chosen by `of`) says; the behaviour
@@ -508,13 +525,14 @@ pub(super) async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let request = match openai_request(&headers, &body) {
-        Ok(request) => request,
-        Err(error) => return openai_response(&shared, started, Err(error)),
+    let request = match admit(&shared, &headers, &body, started, |records| {
+        &mut records.chat
+    })
+    .await
+    {
+        Ok((request, _)) => request,
+        Err(refused) => return refused,
     };
-    if let Err(throttle) = misbehave(&shared, |records| &mut records.chat).await {
-        return throttle.into_response();
-    }
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
