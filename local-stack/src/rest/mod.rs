@@ -4,10 +4,14 @@
 //! claims in `request.jwt.claims`, so RLS applies exactly as on a hosted project. Statements are
 //! prepared once per pooled connection.
 //!
-//! [`query`] parses the URL, [`sql`] builds the statement; this module does the HTTP and the
+//! [`query`] parses the URL, [`sql`] builds the statement, [`auth`] says who calls, [`prefer`]
+//! reads `Prefer`, [`catalog`] looks up keys and signatures; this module does the HTTP and the
 //! database I/O around them.
 
+mod auth;
+mod catalog;
 pub mod error;
+mod prefer;
 mod query;
 mod sql;
 
@@ -25,10 +29,13 @@ use serde_json::{Map, Value};
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
-use crate::keys::{self, JwtError};
+use crate::keys;
+use auth::{authenticate, Caller};
+use catalog::{function_signatures, primary_key};
 use error::ApiError;
+use prefer::Preferences;
 use query::QueryPlan;
-use sql::{FunctionSignature, Relation, Resolution, Statement, Upsert};
+use sql::{Relation, Statement, Upsert};
 
 pub const PREFIX: &str = "/rest/v1";
 /// The login role and password the local platform (`local-stack/postgres/platform.sql`) gives
@@ -164,73 +171,6 @@ struct Incoming<'a> {
     query: &'a str,
     headers: &'a HeaderMap,
     body: Bytes,
-}
-
-/// Who is asking: the role to switch to and the claims RLS policies read.
-#[derive(Debug)]
-struct Caller {
-    role: String,
-    claims: Value,
-}
-
-impl Caller {
-    fn is_signed_in(&self) -> bool {
-        self.role != "anon"
-    }
-}
-
-/// `Prefer` header values PostgREST honours here.
-#[derive(Debug, Default)]
-struct Preferences {
-    representation: bool,
-    count: bool,
-    resolution: Option<Resolution>,
-}
-
-impl Preferences {
-    fn parse(headers: &HeaderMap) -> Self {
-        let mut preferences = Self::default();
-        let values = headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        for item in values.flat_map(|v| v.split(',')).map(str::trim) {
-            match item {
-                "return=representation" => preferences.representation = true,
-                "return=minimal" | "return=headers-only" => preferences.representation = false,
-                "count=exact" | "count=planned" | "count=estimated" => preferences.count = true,
-                "resolution=merge-duplicates" => {
-                    preferences.resolution = Some(Resolution::MergeDuplicates)
-                }
-                "resolution=ignore-duplicates" => {
-                    preferences.resolution = Some(Resolution::IgnoreDuplicates)
-                }
-                _ => {}
-            }
-        }
-        preferences
-    }
-
-    /// The `Preference-Applied` header PostgREST sends back.
-    fn applied(&self, mutation: bool) -> Option<String> {
-        let mut applied = Vec::new();
-        if mutation {
-            applied.push(if self.representation {
-                "return=representation"
-            } else {
-                "return=minimal"
-            });
-        }
-        match self.resolution {
-            Some(Resolution::MergeDuplicates) => applied.push("resolution=merge-duplicates"),
-            Some(Resolution::IgnoreDuplicates) => applied.push("resolution=ignore-duplicates"),
-            None => {}
-        }
-        if self.count {
-            applied.push("count=exact");
-        }
-        (!applied.is_empty()).then(|| applied.join(", "))
-    }
 }
 
 /// What a statement produced.
@@ -645,50 +585,6 @@ fn table_shape(
     }
 }
 
-/// The caller's role and claims from `Authorization: Bearer <jwt>`, else the `apikey` header or
-/// query parameter, as Supabase's gateway and PostgREST decide them.
-fn authenticate(headers: &HeaderMap, query: &str, now: i64) -> Result<Caller, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::to_owned);
-    let apikey = headers
-        .get("apikey")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(key, _)| key == "apikey")
-                .map(|(_, value)| value.into_owned())
-        });
-    let Some(token) = bearer.or(apikey) else {
-        return Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "PGRST301".into(),
-            message: "No API key found in request".into(),
-            details: None,
-            hint: Some("No `apikey` request header or url param was found.".into()),
-        });
-    };
-    let claims = keys::verify_jwt(token.trim(), now).map_err(|error| match error {
-        JwtError::Expired => ApiError::jwt_time("JWT expired"),
-        JwtError::NotYetValid => ApiError::jwt_time("JWT not yet valid"),
-        JwtError::IssuedInFuture => ApiError::jwt_time("JWT issued at future"),
-        JwtError::BadSignature => ApiError::invalid_jwt("JWSError JWSInvalidSignature"),
-        JwtError::Malformed => ApiError::invalid_jwt("JWSError (CompactDecodeError Invalid JWT)"),
-    })?;
-    let role = claims
-        .get("role")
-        .and_then(Value::as_str)
-        .unwrap_or("anon")
-        .to_owned();
-    Ok(Caller { role, claims })
-}
-
 fn check_content_type(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
     let Some(content_type) = headers
         .get(header::CONTENT_TYPE)
@@ -738,80 +634,6 @@ fn keys_of(rows: &[Value]) -> Vec<String> {
         }
     }
     keys
-}
-
-async fn primary_key(
-    transaction: &Transaction<'_>,
-    relation: Relation<'_>,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT a.attname::text \
-             FROM pg_index i \
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-             WHERE i.indrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
-               AND i.indisprimary \
-             ORDER BY array_position(i.indkey::int2[], a.attnum)",
-        )
-        .await?;
-    let rows = transaction
-        .query(&statement, &[&relation.schema, &relation.name])
-        .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-async fn function_signatures(
-    transaction: &Transaction<'_>,
-    function: Relation<'_>,
-) -> Result<Vec<FunctionSignature>, tokio_postgres::Error> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT coalesce(p.proargnames, '{}'::text[]), \
-                    coalesce(p.proargmodes::text[], '{}'::text[]), \
-                    array(SELECT format_type(t, NULL) \
-                          FROM unnest(p.proargtypes) WITH ORDINALITY AS a(t, n) ORDER BY n), \
-                    p.pronargdefaults::int4, \
-                    p.proretset, \
-                    rt.typtype = 'c' OR p.prorettype = 'record'::regtype, \
-                    p.prorettype = 'void'::regtype \
-             FROM pg_proc p \
-             JOIN pg_namespace n ON n.oid = p.pronamespace \
-             JOIN pg_type rt ON rt.oid = p.prorettype \
-             WHERE n.nspname = $1 AND p.proname = $2 AND p.prokind = 'f'",
-        )
-        .await?;
-    let rows = transaction
-        .query(&statement, &[&function.schema, &function.name])
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| {
-            let names: Vec<String> = row.get(0);
-            let modes: Vec<String> = row.get(1);
-            let types: Vec<String> = row.get(2);
-            let input_names: Vec<String> = if modes.is_empty() {
-                names
-            } else {
-                names
-                    .into_iter()
-                    .zip(modes)
-                    .filter(|(_, mode)| matches!(mode.as_str(), "i" | "b" | "v"))
-                    .map(|(name, _)| name)
-                    .collect()
-            };
-            // Functions with unnamed arguments cannot be called with named JSON arguments.
-            if input_names.len() != types.len() || input_names.iter().any(String::is_empty) {
-                return None;
-            }
-            Some(FunctionSignature {
-                arguments: input_names.into_iter().zip(types).collect(),
-                defaults: usize::try_from(row.get::<_, i32>(3)).unwrap_or(0),
-                returns_set: row.get(4),
-                returns_rows: row.get(5),
-                returns_void: row.get(6),
-            })
-        })
-        .collect())
 }
 
 async fn run(
@@ -893,6 +715,7 @@ fn first_element(array: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::sql::Resolution;
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
