@@ -1,4 +1,4 @@
-//! The tests of `calendar.rs`.
+//! The tests of the calendar: the document, and the times it reads and writes.
 
 use super::*;
 
