@@ -8,7 +8,7 @@ use shared::rest::ServiceRest;
 use shared::{outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
 
 use crate::chat;
-use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};
+use crate::embeddings::{EmbeddingBatch, EmbeddingLimits, PendingMemory};
 use crate::openai;
 use crate::rounds::{self, Claim, Claimed, Embedded, EmbeddingsApi, Memories, Rounds};
 
@@ -163,11 +163,16 @@ pub(crate) async fn request_embeddings(
     deadline: f64,
     calls: &mut usize,
 ) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
-    let body = embeddings::request_body(&config.embedding_model, batch);
-    let answer = OpenAiEmbeddings(config)
-        .embeddings(&body, deadline, calls)
-        .await?;
-    embeddings::parse_response(&answer, batch, DIMENSIONS)
+    let api = OpenAiEmbeddings(config);
+    rounds::embed(
+        &api,
+        &config.embedding_model,
+        DIMENSIONS,
+        batch,
+        deadline,
+        calls,
+    )
+    .await
 }
 
 /// The embeddings API of `OPENAI_BASE_URL`.

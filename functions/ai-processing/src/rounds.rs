@@ -128,7 +128,8 @@ pub async fn run(
                 out_of_time = true;
                 break;
             }
-            match embed(rounds, api, batch, deadline, &mut report.provider_calls).await {
+            let calls = &mut report.provider_calls;
+            match embed(api, rounds.model, rounds.dimensions, batch, deadline, calls).await {
                 Ok(batch_vectors) => {
                     vectors.extend(embedded(batch, batch_vectors, &claim.memories));
                 }
@@ -185,17 +186,18 @@ pub async fn run(
     }
 }
 
-/// One batch's vectors, checked against the batch.
-async fn embed(
-    rounds: &Rounds<'_>,
+/// One batch's vectors from `model`, checked against the batch and `dimensions`.
+pub(crate) async fn embed(
     api: &impl EmbeddingsApi,
+    model: &str,
+    dimensions: usize,
     batch: &EmbeddingBatch,
     deadline: f64,
     calls: &mut usize,
 ) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
-    let body = embeddings::request_body(rounds.model, batch);
+    let body = embeddings::request_body(model, batch);
     let answer = api.embeddings(&body, deadline, calls).await?;
-    embeddings::parse_response(&answer, batch, rounds.dimensions)
+    embeddings::parse_response(&answer, batch, dimensions)
 }
 
 /// A batch's vectors with the content hashes they were claimed under.
