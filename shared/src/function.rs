@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::config::{Capability, EdgeConfig};
 use crate::error::EdgeError;
@@ -67,46 +67,27 @@ pub struct Delivery {
     pub received_at: i64,
 }
 
-/// Whether a payload's id is a UUID: `8-4-4-4-12` hexadecimal digits.
-pub fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// What a handler returns on success: extra fields of the 200 body.
-pub type Outcome = Map<String, Value>;
-
-/// An [`Outcome`] from its fields.
-pub fn outcome<const N: usize>(pairs: [(&str, Value); N]) -> Outcome {
-    pairs
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect()
-}
-
 /// Work a handler leaves to finish after its answer, so that a long job does not hold the sender
 /// (pg_net waits for the slowest request of a batch before recording any of its answers). The
 /// edge runtime keeps the worker alive for it (`EdgeRuntime.waitUntil`); what it ends with is
 /// logged. It must leave nothing lost if the worker dies on the way: its state lives in the
 /// database, leased, so that what it did not finish is taken up again.
-pub type Background = Pin<Box<dyn Future<Output = Result<Outcome, EdgeError>>>>;
+pub type Background<O> = Pin<Box<dyn Future<Output = Result<O, EdgeError>>>>;
 
-/// What a handler made of a delivery.
-pub enum Handled {
+/// What a handler made of a delivery. The outcome `O` is the function's own type; it serialises
+/// to a JSON object whose fields follow `ok`, `event` and `webhook_id` in the answer's body, and
+/// it is what `webhook_receipts` and the background's log line record.
+pub enum Handled<O> {
     /// Done: answered 200 with the outcome.
-    Done(Outcome),
+    Done(O),
     /// Accepted: answered 202 with the outcome at once, the rest of the work in `background`.
     Accepted {
-        outcome: Outcome,
-        background: Background,
+        outcome: O,
+        background: Background<O>,
     },
 }
 
-impl fmt::Debug for Handled {
+impl<O: fmt::Debug> fmt::Debug for Handled<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Done(outcome) => f.debug_tuple("Done").field(outcome).finish(),
@@ -137,6 +118,9 @@ pub trait EdgeFunction {
 
     /// A delivery's event, checked: what [`EdgeFunction::handle`] acts on.
     type Event;
+    /// What handling an event comes to: a struct or an enum of struct variants, serialised as
+    /// the answer's extra fields (see [`Handled`]).
+    type Outcome: Serialize + 'static;
 
     /// Checks a delivery before anything is read or written: an event this function handles
     /// (else [`EdgeError::UnsupportedEvent`]), a well-formed payload (else a 400 naming the
@@ -150,7 +134,7 @@ pub trait EdgeFunction {
         event: Self::Event,
         delivery: &Delivery,
         config: &EdgeConfig,
-    ) -> Result<Handled, EdgeError>;
+    ) -> Result<Handled<Self::Outcome>, EdgeError>;
 }
 
 /// Per-request facts from outside the pure core.
@@ -194,8 +178,8 @@ impl RequestLog {
 pub struct Served {
     pub response: OutgoingResponse,
     pub log: RequestLog,
-    /// Work to run after the response is sent: [`finish`] runs it.
-    pub background: Option<Background>,
+    /// Work to run after the response is sent, its outcome serialised: [`finish`] runs it.
+    pub background: Option<Background<Value>>,
 }
 
 /// Answers one request. Never panics on any input; every failure becomes a response.
@@ -267,7 +251,7 @@ pub struct BackgroundLog {
     pub background: &'static str,
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,7 +267,7 @@ impl BackgroundLog {
 /// Runs a delivery's background work to its end and describes how it ended, redacted as a
 /// response is; `duration_ms` is left for the caller, which has the clock.
 pub async fn finish(
-    background: Background,
+    background: Background<Value>,
     config: &EdgeConfig,
     accepted: &RequestLog,
 ) -> BackgroundLog {
@@ -318,7 +302,7 @@ async fn route<F: EdgeFunction>(
     config: &EdgeConfig,
     context: &RequestContext,
     log: &mut RequestLog,
-    background: &mut Option<Background>,
+    background: &mut Option<Background<Value>>,
 ) -> Result<OutgoingResponse, EdgeError> {
     let is_health = request.path.trim_end_matches('/').ends_with("/health");
     match (request.method.as_str(), is_health) {
@@ -345,7 +329,7 @@ async fn deliver<F: EdgeFunction>(
     config: &EdgeConfig,
     context: &RequestContext,
     log: &mut RequestLog,
-    background: &mut Option<Background>,
+    background: &mut Option<Background<Value>>,
 ) -> Result<OutgoingResponse, EdgeError> {
     let Body::Bytes(body) = &request.body else {
         return Err(EdgeError::PayloadTooLarge);
@@ -361,7 +345,7 @@ async fn deliver<F: EdgeFunction>(
     log.event = Some(clip(&event, CALLER_TEXT_LIMIT));
 
     if event == TEST_EVENT {
-        let outcome = Outcome::from_iter([("function".to_owned(), json!(F::NAME))]);
+        let outcome = Tested { function: F::NAME };
         return Ok(accepted(
             200,
             &event,
@@ -381,7 +365,7 @@ async fn deliver<F: EdgeFunction>(
         (true, Some(webhook_id)) => {
             let receipt = Receipt::new(config.supabase()?, F::NAME, webhook_id, &delivery.event);
             if receipt.seen().await? {
-                let outcome = Outcome::from_iter([("duplicate".to_owned(), json!(true))]);
+                let outcome = Duplicate { duplicate: true };
                 return Ok(accepted(200, &delivery.event, Some(webhook_id), &outcome));
             }
             Some(receipt)
@@ -390,8 +374,7 @@ async fn deliver<F: EdgeFunction>(
     };
     // Behind a `dyn` future the handlers' code is not inlined here: V8 compiles a wasm function
     // on its first call, and `test.webhook` needs none of the handlers.
-    let handling: Pin<Box<dyn Future<Output = Result<Handled, EdgeError>> + '_>> =
-        Box::pin(function.handle(event, &delivery, config));
+    let handling: Handling<'_, F::Outcome> = Box::pin(function.handle(event, &delivery, config));
     let (status, outcome) = match handling.await? {
         Handled::Done(outcome) => {
             if let Some(receipt) = &receipt {
@@ -403,14 +386,13 @@ async fn deliver<F: EdgeFunction>(
             outcome,
             background: work,
         } => {
-            *background = Some(match receipt {
-                None => work,
-                Some(receipt) => Box::pin(async move {
-                    let outcome = work.await?;
+            *background = Some(Box::pin(async move {
+                let outcome = work.await?;
+                if let Some(receipt) = receipt {
                     receipt.record(&outcome).await?;
-                    Ok(outcome)
-                }),
-            });
+                }
+                outcome_value(&outcome)
+            }));
             (202, outcome)
         }
     };
@@ -422,11 +404,32 @@ async fn deliver<F: EdgeFunction>(
     ))
 }
 
+/// A handler's future, boxed.
+type Handling<'a, O> = Pin<Box<dyn Future<Output = Result<Handled<O>, EdgeError>> + 'a>>;
+
+/// `test.webhook`'s outcome: which function answered.
+#[derive(Serialize)]
+struct Tested {
+    function: &'static str,
+}
+
+/// The outcome of a delivery completed before.
+#[derive(Serialize)]
+struct Duplicate {
+    duplicate: bool,
+}
+
+/// An outcome as the JSON object it serialises to.
+pub(crate) fn outcome_value(outcome: &impl Serialize) -> Result<Value, EdgeError> {
+    serde_json::to_value(outcome)
+        .map_err(|error| EdgeError::Internal(format!("the outcome did not serialise: {error}")))
+}
+
 fn accepted(
     status: u16,
     event: &str,
     webhook_id: Option<&str>,
-    outcome: &Outcome,
+    outcome: &impl Serialize,
 ) -> OutgoingResponse {
     OutgoingResponse::json(
         status,
@@ -441,12 +444,12 @@ fn accepted(
 
 /// The 200 (or 202) body: `ok`, the event and its webhook id, then the handler's outcome fields.
 #[derive(Serialize)]
-struct Accepted<'a> {
+struct Accepted<'a, O> {
     ok: bool,
     event: &'a str,
     webhook_id: Option<&'a str>,
     #[serde(flatten)]
-    outcome: &'a Outcome,
+    outcome: &'a O,
 }
 
 /// The envelope: a JSON object whose `event` agrees with `X-Webhook-Event` (either may be absent,
@@ -659,6 +662,7 @@ mod tests {
 
     use super::*;
     use crate::signature::{WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    use serde_json::json;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const NOW: i64 = 1_700_000_000;
@@ -673,6 +677,7 @@ mod tests {
         const OPTIONAL: &'static [Capability] = &[Capability::Email];
         const DEDUPLICATED: bool = false;
         type Event = &'static str;
+        type Outcome = Value;
 
         fn parse(
             &self,
@@ -693,24 +698,21 @@ mod tests {
             event: Self::Event,
             delivery: &Delivery,
             config: &EdgeConfig,
-        ) -> Result<Handled, EdgeError> {
+        ) -> Result<Handled<Value>, EdgeError> {
             match event {
-                "echo.event" => Ok(Handled::Done(Outcome::from_iter([(
-                    "echoed".to_owned(),
-                    Value::Object(delivery.payload.clone()),
-                )]))),
+                "echo.event" => Ok(Handled::Done(json!({ "echoed": delivery.payload }))),
                 // Accepted at once, finished later; `fail` makes the later part fail with the
                 // service role key in its message.
                 _ => {
                     let fail = delivery.payload.contains_key("fail");
                     let key = config.supabase()?.service_role_key.expose().to_owned();
                     Ok(Handled::Accepted {
-                        outcome: outcome([("background", json!("echo"))]),
+                        outcome: json!({ "background": "echo" }),
                         background: Box::pin(async move {
                             if fail {
                                 Err(EdgeError::Internal(format!("gave up holding {key}")))
                             } else {
-                                Ok(outcome([("finished", json!(true))]))
+                                Ok(json!({ "finished": true }))
                             }
                         }),
                     })

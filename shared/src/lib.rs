@@ -10,6 +10,7 @@ pub mod function;
 #[cfg(all(feature = "fuzz", not(target_arch = "wasm32")))]
 pub mod fuzz;
 pub mod http;
+pub mod payload;
 pub mod redact;
 pub mod rest;
 pub mod signature;
@@ -19,9 +20,7 @@ pub mod wasm;
 
 pub use config::{Capability, EdgeConfig};
 pub use error::EdgeError;
-pub use function::{
-    finish, is_uuid, outcome, serve, Background, Delivery, EdgeFunction, Handled, Outcome,
-    RequestContext,
-};
+pub use function::{finish, serve, Background, Delivery, EdgeFunction, Handled, RequestContext};
 pub use http::{IncomingRequest, OutgoingResponse};
+pub use payload::{is_uuid, Fields};
 pub use signature::{WebhookSecret, WebhookVerifier};

@@ -2,7 +2,7 @@
 //! response, a log line and `webhook_logs`: shortened, with secrets and anything shaped like a key
 //! or token removed. Pure.
 
-use crate::function::is_uuid;
+use crate::payload::is_uuid;
 
 /// What replaces a removed secret or key-shaped word.
 pub const REDACTED: &str = "[redacted]";

@@ -3,12 +3,13 @@
 //! role's key; and the receipts that make a delivery's webhook-id idempotent (the same
 //! webhook-id again is answered `{"duplicate": true}`).
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::SupabaseConfig;
 use crate::error::EdgeError;
 use crate::fetch::HttpRequest;
-use crate::function::Outcome;
+use crate::function::outcome_value;
 use crate::upstream::{send_json, Quote};
 
 const SERVICE: &str = "postgrest";
@@ -221,12 +222,12 @@ impl Receipt {
     }
 
     /// Records the delivery as completed with `outcome`; recording it twice is harmless.
-    pub async fn record(&self, outcome: &Outcome) -> Result<(), EdgeError> {
+    pub async fn record(&self, outcome: &impl Serialize) -> Result<(), EdgeError> {
         let row = json!({
             "function_name": self.function,
             "webhook_id": self.webhook_id,
             "event": self.event,
-            "outcome": outcome,
+            "outcome": outcome_value(outcome)?,
         });
         // The first outcome is the one to keep: ignore-duplicates, not a merge.
         self.rest

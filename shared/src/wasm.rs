@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use js_sys::{Function, Promise, Reflect, Uint8Array};
+use serde_json::Value as JsonValue;
 use wasm_bindgen::prelude::{wasm_bindgen, Closure};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -127,7 +128,7 @@ impl<F: EdgeFunction + 'static> Worker<F> {
 
     /// Runs a delivery's background work after its answer, under `EdgeRuntime.waitUntil` where
     /// there is one, and logs how it ended.
-    fn run_in_background(self: &Rc<Self>, background: Background, accepted: RequestLog) {
+    fn run_in_background(self: &Rc<Self>, background: Background<JsonValue>, accepted: RequestLog) {
         let worker = Rc::clone(self);
         let started = js_sys::Date::now();
         let running = future_to_promise(async move {

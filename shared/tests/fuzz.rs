@@ -12,8 +12,7 @@ use shared::signature::{
     WebhookVerifier, HEADER_ID, HEADER_LEGACY_SIGNATURE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use shared::{
-    serve, Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled, Outcome,
-    WebhookSecret,
+    serve, Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled, WebhookSecret,
 };
 
 fn verifier(allow_legacy: bool) -> WebhookVerifier {
@@ -127,6 +126,7 @@ impl EdgeFunction for Echo {
     const OPTIONAL: &'static [Capability] = &[];
     const DEDUPLICATED: bool = false;
     type Event = ();
+    type Outcome = Value;
 
     fn parse(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<(), EdgeError> {
         match delivery.event.as_str() {
@@ -135,8 +135,13 @@ impl EdgeFunction for Echo {
         }
     }
 
-    async fn handle(&self, _: (), _: &Delivery, _: &EdgeConfig) -> Result<Handled, EdgeError> {
-        Ok(Handled::Done(Outcome::new()))
+    async fn handle(
+        &self,
+        _: (),
+        _: &Delivery,
+        _: &EdgeConfig,
+    ) -> Result<Handled<Value>, EdgeError> {
+        Ok(Handled::Done(json!({})))
     }
 }
 

@@ -2,11 +2,17 @@
 //! the contract says, and is the same text as the README's (the test at the end compares them).
 
 // recipe:start
-use serde_json::json;
-use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
+use serde::Serialize;
+use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Fields, Handled};
 
 /// Counts a trip's views: `trip.viewed` with the trip's id.
 pub struct TripViews;
+
+/// What a view comes to: the answer's fields after `ok`, `event` and `webhook_id`.
+#[derive(Serialize)]
+pub struct Viewed {
+    viewed: i64,
+}
 
 impl EdgeFunction for TripViews {
     const NAME: &'static str = "trip-views";
@@ -14,16 +20,11 @@ impl EdgeFunction for TripViews {
     const OPTIONAL: &'static [Capability] = &[];
     const DEDUPLICATED: bool = false;
     type Event = i64;
+    type Outcome = Viewed;
 
     fn parse(&self, delivery: &Delivery, _: &EdgeConfig) -> Result<i64, EdgeError> {
         match delivery.event.as_str() {
-            "trip.viewed" => match delivery.payload.get("trip_id") {
-                None => Err(EdgeError::MissingField("trip_id".into())),
-                Some(id) => id
-                    .as_i64()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| EdgeError::invalid_field("trip_id", "expected a positive id")),
-            },
+            "trip.viewed" => Fields::new(&delivery.payload).id("trip_id"),
             other => Err(EdgeError::UnsupportedEvent(other.to_owned())),
         }
     }
@@ -33,8 +34,8 @@ impl EdgeFunction for TripViews {
         trip_id: i64,
         _: &Delivery,
         _: &EdgeConfig,
-    ) -> Result<Handled, EdgeError> {
-        Ok(Handled::Done(outcome([("viewed", json!(trip_id))])))
+    ) -> Result<Handled<Viewed>, EdgeError> {
+        Ok(Handled::Done(Viewed { viewed: trip_id }))
     }
 }
 
@@ -46,7 +47,7 @@ shared::export_handler!(TripViews);
 #[cfg(not(target_arch = "wasm32"))]
 mod served {
     use super::*;
-    use serde_json::Value;
+    use serde_json::{json, Value};
     use shared::{serve, IncomingRequest, RequestContext, WebhookSecret};
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

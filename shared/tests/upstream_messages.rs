@@ -72,15 +72,21 @@ impl EdgeFunction for Caller {
     const OPTIONAL: &'static [Capability] = &[];
     const DEDUPLICATED: bool = false;
     type Event = ();
+    type Outcome = Value;
 
     fn parse(&self, _: &Delivery, _: &EdgeConfig) -> Result<(), EdgeError> {
         Ok(())
     }
 
-    async fn handle(&self, _: (), _: &Delivery, _: &EdgeConfig) -> Result<Handled, EdgeError> {
+    async fn handle(
+        &self,
+        _: (),
+        _: &Delivery,
+        _: &EdgeConfig,
+    ) -> Result<Handled<Value>, EdgeError> {
         let request = HttpRequest::post_json(format!("{}/call?key=k", self.url), "{}".into());
         send(self.service, self.quote, request).await?;
-        Ok(Handled::Done(Default::default()))
+        Ok(Handled::Done(json!({})))
     }
 }
 

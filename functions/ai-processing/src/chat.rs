@@ -6,15 +6,14 @@
 //! stored with their preferences, 100 messages per transaction. The delivery is answered 202 at
 //! once and this work runs after the answer.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
-use shared::{clock, is_uuid, outcome, EdgeConfig, EdgeError, Outcome};
+use shared::{clock, EdgeConfig, EdgeError, Fields};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
-use crate::handlers::{
-    listed_ids, request_embeddings, vector_literal, STORE_CHUNK, TIME_BUDGET_MS,
-};
+use crate::handlers::{request_embeddings, vector_literal, STORE_CHUNK, TIME_BUDGET_MS};
 use crate::openai;
 use crate::preferences::{self, Preference};
 
@@ -25,40 +24,50 @@ const CHAT_CONCURRENCY: usize = 8;
 /// or one message's fields (`chat.message.created`, and deliveries queued before the trigger
 /// became statement-level), checked as they were then.
 pub(crate) fn message_ids(payload: &Map<String, Value>) -> Result<Vec<i64>, EdgeError> {
-    match listed_ids(payload, "message_ids")? {
+    let fields = Fields::new(payload);
+    match fields.optional_ids("message_ids")? {
         Some(ids) => Ok(ids),
-        None => one_message(payload).map(|id| vec![id]),
+        None => one_message(fields).map(|id| vec![id]),
     }
 }
 
 /// The id of a delivery for one message, whose other fields must be well formed too.
-fn one_message(payload: &Map<String, Value>) -> Result<i64, EdgeError> {
-    let text = |name: &str| -> Result<&str, EdgeError> {
-        match payload.get(name) {
-            None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
-            Some(Value::String(text)) => Ok(text),
-            Some(_) => Err(EdgeError::invalid_field(name, "expected a string")),
-        }
-    };
-    let message_id = match payload.get("message_id") {
-        None | Some(Value::Null) => return Err(EdgeError::MissingField("message_id".into())),
-        Some(id) => id.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-            EdgeError::invalid_field("message_id", "expected a positive integer id")
-        })?,
-    };
-    if !matches!(
-        payload.get("content"),
-        None | Some(Value::Null | Value::String(_))
-    ) {
-        return Err(EdgeError::invalid_field("content", "expected a string"));
-    }
-    for name in ["session_id", "user_id"] {
-        if !is_uuid(text(name)?) {
-            return Err(EdgeError::invalid_field(name, "expected a UUID"));
-        }
-    }
-    text("role")?;
+fn one_message(fields: Fields<'_>) -> Result<i64, EdgeError> {
+    let message_id = fields.id("message_id")?;
+    fields.optional_text("content")?;
+    fields.uuid("session_id")?;
+    fields.uuid("user_id")?;
+    fields.text("role")?;
     Ok(message_id)
+}
+
+/// How a chat delivery's work ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Remembered {
+    /// The messages the delivery named.
+    pub messages: usize,
+    pub session_memories: u64,
+    /// Named messages that had a session memory already.
+    pub already_processed: u64,
+    pub preferences: u64,
+    pub extracted_by: ExtractedBy,
+    pub provider_calls: usize,
+    /// Messages the rules read because their users were over the chat model's cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_model_capped: Option<Capped>,
+}
+
+/// How many messages each reader read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExtractedBy {
+    pub chat_model: usize,
+    pub rules: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capped {
+    pub messages: usize,
+    pub calls_per_user_per_minute: u32,
 }
 
 /// A user's message without a session memory, as `pending_chat_messages` returns it.
@@ -132,7 +141,7 @@ fn assign_readers(messages: &[PendingMessage], granted: &Map<String, Value>) -> 
 /// The work of a chat delivery, after its answer. What it does not finish (a provider failure, a
 /// worker that died) leaves messages without a session memory, which the sweep
 /// (`enqueue_chat_messages`) sends again.
-pub(crate) async fn remember(ids: &[i64], config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+pub(crate) async fn remember(ids: &[i64], config: &EdgeConfig) -> Result<Remembered, EdgeError> {
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
     remember_messages(&rest, openai, ids).await
@@ -142,7 +151,7 @@ async fn remember_messages(
     rest: &ServiceRest,
     openai: &OpenAiConfig,
     ids: &[i64],
-) -> Result<Outcome, EdgeError> {
+) -> Result<Remembered, EdgeError> {
     let request = rest.rpc("pending_chat_messages", &json!({ "p_message_ids": ids }));
     let pending = rest.execute(request).await?;
     let messages: Vec<PendingMessage> = pending["messages"]
@@ -207,28 +216,23 @@ async fn remember_messages(
 
     let by = |wanted: Reader| readers.iter().filter(|r| **r == wanted).count();
     let chat_model_calls = by(Reader::ChatModel);
-    let mut result = outcome([
-        ("messages", json!(ids.len())),
-        ("session_memories", json!(session_memories)),
-        ("already_processed", pending["already_processed"].clone()),
-        ("preferences", json!(preferences)),
-        (
-            "extracted_by",
-            json!({ "chat_model": chat_model_calls, "rules": by(Reader::Rules) }),
-        ),
-        ("provider_calls", json!(provider_calls)),
-    ]);
-    if openai.chat_model.is_some() && chat_model_calls < messages.len() {
-        // Over the per-user cap: said in the answer, which the delivery log keeps.
-        result.insert(
-            "chat_model_capped".into(),
-            json!({
-                "messages": messages.len() - chat_model_calls,
-                "calls_per_user_per_minute": openai.chat_model_calls_per_minute,
-            }),
-        );
-    }
-    Ok(result)
+    // Over the per-user cap: said in the outcome, which the background's log line keeps.
+    let capped = messages.len() - chat_model_calls;
+    Ok(Remembered {
+        messages: ids.len(),
+        session_memories,
+        already_processed: pending["already_processed"].as_u64().unwrap_or(0),
+        preferences,
+        extracted_by: ExtractedBy {
+            chat_model: chat_model_calls,
+            rules: by(Reader::Rules),
+        },
+        provider_calls,
+        chat_model_capped: (openai.chat_model.is_some() && capped > 0).then_some(Capped {
+            messages: capped,
+            calls_per_user_per_minute: openai.chat_model_calls_per_minute,
+        }),
+    })
 }
 
 /// How many chat-model calls each user of `messages` may have now (`reserve_chat_model_calls`

@@ -1,16 +1,17 @@
 //! ai-processing's events, checked and accepted, and the real ports of the embedding rounds:
 //! the memories' leases through PostgREST's RPCs and the OpenAI-compatible embeddings API.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 use shared::clock::SystemClock;
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
-use shared::{outcome, Delivery, EdgeConfig, EdgeError, Handled, Outcome};
+use shared::{Delivery, EdgeConfig, EdgeError, Fields, Handled};
 
-use crate::chat;
+use crate::chat::{self, Remembered};
 use crate::embeddings::{EmbeddingBatch, EmbeddingLimits, PendingMemory};
 use crate::openai;
-use crate::rounds::{self, Claim, Claimed, Embedded, EmbeddingsApi, Memories, Rounds};
+use crate::rounds::{self, Claim, Claimed, Embedded, EmbeddingsApi, Memories, Report, Rounds};
 
 /// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
 pub const DIMENSIONS: usize = 1536;
@@ -30,8 +31,9 @@ pub(crate) const TIME_BUDGET_MS: f64 = 120_000.0;
 pub(crate) const STORE_CHUNK: usize = 100;
 
 /// The work an event asks for.
-#[derive(Clone, Copy)]
-enum Work {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
     Embeddings,
     Chat,
 }
@@ -71,7 +73,7 @@ impl AiEvent {
             .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
         let parsed = match work {
             Work::Embeddings => Self::Embeddings {
-                memory_ids: listed_ids(&delivery.payload, "memory_ids")?,
+                memory_ids: Fields::new(&delivery.payload).optional_ids("memory_ids")?,
             },
             Work::Chat => Self::Chat {
                 message_ids: chat::message_ids(&delivery.payload)?,
@@ -83,51 +85,55 @@ impl AiEvent {
     }
 }
 
+/// What a delivery came to: the fields of its answer after `ok`, `event` and `webhook_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AiOutcome {
+    /// The answer: the work runs after it; a chat delivery says how many messages it names.
+    Accepted {
+        background: Work,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        messages: Option<usize>,
+    },
+    /// How the embedding rounds ended.
+    Embedded(Report),
+    /// How a chat delivery's work ended.
+    Remembered(Remembered),
+}
+
 /// Either kind of work takes as long as the provider and the database take, so a delivery is
 /// accepted at once (202) and the work runs after the answer: the sender, which waits for a whole
 /// batch of webhooks, is not held. What the background work does not finish stays pending in the
 /// database and is taken up by the next delivery or a sweep.
-pub fn accept(event: AiEvent, config: &EdgeConfig) -> Handled {
+pub fn accept(event: AiEvent, config: &EdgeConfig) -> Handled<AiOutcome> {
     let config = config.clone();
     match event {
         AiEvent::Embeddings { memory_ids } => Handled::Accepted {
-            outcome: outcome([("background", json!("embeddings"))]),
-            background: Box::pin(
-                async move { embed_memories(memory_ids.as_deref(), &config).await },
-            ),
+            outcome: AiOutcome::Accepted {
+                background: Work::Embeddings,
+                messages: None,
+            },
+            background: Box::pin(async move {
+                embed_memories(memory_ids.as_deref(), &config)
+                    .await
+                    .map(AiOutcome::Embedded)
+            }),
         },
         AiEvent::Chat { message_ids } => Handled::Accepted {
-            outcome: outcome([
-                ("background", json!("chat")),
-                ("messages", json!(message_ids.len())),
-            ]),
-            background: Box::pin(async move { chat::remember(&message_ids, &config).await }),
+            outcome: AiOutcome::Accepted {
+                background: Work::Chat,
+                messages: Some(message_ids.len()),
+            },
+            background: Box::pin(async move {
+                chat::remember(&message_ids, &config)
+                    .await
+                    .map(AiOutcome::Remembered)
+            }),
         },
     }
 }
 
-/// The ids a payload lists under `field` (`memory_ids`, `message_ids`), if it lists any: positive
-/// integers, or a 400 naming the field.
-pub(crate) fn listed_ids(
-    payload: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<Vec<i64>>, EdgeError> {
-    match payload.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .map(|id| {
-                id.as_i64()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| EdgeError::invalid_field(field, "expected positive integer ids"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(EdgeError::invalid_field(field, "expected an array of ids")),
-    }
-}
-
-async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outcome, EdgeError> {
+async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Report, EdgeError> {
     let openai = config.openai()?;
     let rest = ServiceRest::new(config.supabase()?);
     let rounds = Rounds {
@@ -144,8 +150,7 @@ async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Outc
         rest: &rest,
         model: &openai.embedding_model,
     };
-    let report = rounds::run(&rounds, &memories, &OpenAiEmbeddings(openai), &SystemClock).await?;
-    Ok(report.outcome())
+    rounds::run(&rounds, &memories, &OpenAiEmbeddings(openai), &SystemClock).await
 }
 
 /// pgvector's text form, `[0.1,0.2,…]`: shortest round-trip digits, so the stored `real`s are

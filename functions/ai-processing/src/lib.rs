@@ -7,7 +7,7 @@ mod handlers;
 pub mod openai;
 mod rounds;
 
-pub use handlers::{events, AiEvent};
+pub use handlers::{events, AiEvent, AiOutcome};
 pub mod preferences;
 
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
@@ -24,6 +24,7 @@ impl EdgeFunction for AiProcessing {
     const OPTIONAL: &'static [Capability] = &[];
     const DEDUPLICATED: bool = true;
     type Event = AiEvent;
+    type Outcome = AiOutcome;
 
     fn parse(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<AiEvent, EdgeError> {
         AiEvent::parse(delivery, config)
@@ -34,7 +35,7 @@ impl EdgeFunction for AiProcessing {
         event: AiEvent,
         _: &Delivery,
         config: &EdgeConfig,
-    ) -> Result<Handled, EdgeError> {
+    ) -> Result<Handled<AiOutcome>, EdgeError> {
         Ok(handlers::accept(event, config))
     }
 }

@@ -14,9 +14,10 @@
 //! - Nothing embedded because of a failure: the provider's refusal as it came (a refused key, a
 //!   malformed request), else [`EdgeError::Pending`] with the counts and the wait it asked for.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use shared::clock::Clock;
-use shared::{outcome, EdgeError, Outcome};
+use shared::EdgeError;
 
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};
 
@@ -80,23 +81,12 @@ pub struct Rounds<'a> {
 }
 
 /// What the rounds did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub embedded: usize,
     pub remaining: u64,
     pub skipped: usize,
     pub provider_calls: usize,
-}
-
-impl Report {
-    pub fn outcome(&self) -> Outcome {
-        outcome([
-            ("embedded", json!(self.embedded)),
-            ("remaining", json!(self.remaining)),
-            ("skipped", json!(self.skipped)),
-            ("provider_calls", json!(self.provider_calls)),
-        ])
-    }
 }
 
 pub async fn run(

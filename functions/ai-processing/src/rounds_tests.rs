@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
 use futures::executor::block_on;
+use serde_json::json;
 
 use super::*;
 

@@ -206,7 +206,7 @@ async fn deliver(config: &EdgeConfig, request: IncomingRequest) -> (u16, Value) 
     );
     let log = shared::finish(background, config, &served.log).await;
     let body = match log.outcome {
-        Some(outcome) => Value::Object(outcome),
+        Some(outcome) => outcome,
         None => json!({ "error": { "code": log.error_code, "message": log.error } }),
     };
     (status, body)

@@ -3,7 +3,7 @@
 //! A missing or malformed field is a 400 naming it.
 
 use serde_json::{Map, Value};
-use shared::{is_uuid, EdgeError};
+use shared::{EdgeError, Fields};
 
 use crate::calendar::{CalendarItem, CalendarTrip};
 
@@ -124,7 +124,7 @@ impl TripEvent {
             .iter()
             .find(|(name, _)| *name == event)
             .ok_or_else(|| EdgeError::UnsupportedEvent(event.to_owned()))?;
-        parse(&Fields(payload))
+        parse(&Fields::new(payload))
     }
 
     /// The trip the event is about.
@@ -141,46 +141,19 @@ impl TripEvent {
     }
 }
 
-/// Typed reads of payload fields; errors name the field by its path.
-struct Fields<'a>(&'a Map<String, Value>);
+/// The event's records, read from the payload's fields.
+trait Records {
+    fn collaboration(&self) -> Result<Collaboration, EdgeError>;
+    fn booking(&self, expected: Option<BookingKind>) -> Result<Booking, EdgeError>;
+    fn calendar_sync(&self) -> Result<CalendarSync, EdgeError>;
+}
 
-impl Fields<'_> {
-    fn value(&self, name: &str) -> Result<&Value, EdgeError> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Err(EdgeError::MissingField(name.to_owned())),
-            Some(value) => Ok(value),
-        }
-    }
-
-    fn text(&self, name: &str) -> Result<String, EdgeError> {
-        text_at(self.value(name)?, name)
-    }
-
-    fn optional_text(&self, name: &str) -> Result<Option<String>, EdgeError> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => text_at(value, name).map(Some),
-        }
-    }
-
-    fn id(&self, name: &str) -> Result<i64, EdgeError> {
-        id_at(self.value(name)?, name)
-    }
-
-    fn user(&self, name: &str) -> Result<String, EdgeError> {
-        let text = self.text(name)?;
-        if is_uuid(&text) {
-            Ok(text.to_ascii_lowercase())
-        } else {
-            Err(EdgeError::invalid_field(name, "expected a UUID"))
-        }
-    }
-
+impl Records for Fields<'_> {
     fn collaboration(&self) -> Result<Collaboration, EdgeError> {
         Ok(Collaboration {
             trip_id: self.id("trip_id")?,
-            user_id: self.user("user_id")?,
-            added_by: self.user("added_by")?,
+            user_id: self.uuid("user_id")?,
+            added_by: self.uuid("added_by")?,
             permission_level: self.text("permission_level")?,
         })
     }
@@ -213,63 +186,23 @@ impl Fields<'_> {
             start_date: self.text("start_date")?,
             end_date: self.text("end_date")?,
         };
-        let Value::Array(items) = self.value("items")? else {
-            return Err(EdgeError::invalid_field("items", "expected an array"));
-        };
-        let items = items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let Value::Object(item) = item else {
-                    return Err(EdgeError::invalid_field(
-                        &format!("items[{index}]"),
-                        "expected an object",
-                    ));
-                };
-                let fields = Fields(item);
-                let prefixed = |error: EdgeError| prefix_field(error, &format!("items[{index}]."));
-                Ok(CalendarItem {
-                    id: fields.id("id").map_err(prefixed)?,
-                    title: fields.text("title").map_err(prefixed)?,
-                    description: fields.optional_text("description").map_err(prefixed)?,
-                    item_type: fields.text("item_type").map_err(prefixed)?,
-                    location: fields.optional_text("location").map_err(prefixed)?,
-                    start_time: fields.optional_text("start_time").map_err(prefixed)?,
-                    end_time: fields.optional_text("end_time").map_err(prefixed)?,
-                    updated_at: fields.text("updated_at").map_err(prefixed)?,
-                })
+        let items = self.each("items", |item| {
+            Ok(CalendarItem {
+                id: item.id("id")?,
+                title: item.text("title")?,
+                description: item.optional_text("description")?,
+                item_type: item.text("item_type")?,
+                location: item.optional_text("location")?,
+                start_time: item.optional_text("start_time")?,
+                end_time: item.optional_text("end_time")?,
+                updated_at: item.text("updated_at")?,
             })
-            .collect::<Result<Vec<_>, EdgeError>>()?;
+        })?;
         Ok(CalendarSync {
-            user_id: self.user("user_id")?,
+            user_id: self.uuid("user_id")?,
             trip,
             items,
         })
-    }
-}
-
-fn text_at(value: &Value, name: &str) -> Result<String, EdgeError> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| EdgeError::invalid_field(name, "expected a string"))
-}
-
-fn id_at(value: &Value, name: &str) -> Result<i64, EdgeError> {
-    value
-        .as_i64()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| EdgeError::invalid_field(name, "expected a positive integer id"))
-}
-
-fn prefix_field(error: EdgeError, prefix: &str) -> EdgeError {
-    match error {
-        EdgeError::MissingField(field) => EdgeError::MissingField(format!("{prefix}{field}")),
-        EdgeError::InvalidField { field, reason } => EdgeError::InvalidField {
-            field: format!("{prefix}{field}"),
-            reason,
-        },
-        other => other,
     }
 }
 

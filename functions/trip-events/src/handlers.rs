@@ -1,56 +1,116 @@
-//! The I/O around the pure core: read the trip and the people through PostgREST, write
-//! notifications, send the e-mail, post the calendar. Each step is safe to repeat, so a delivery
-//! that failed half-way and is retried finishes without doing anything twice.
+//! What trip-events does with a checked event, over its ports ([`TripStore`], [`Mailer`],
+//! [`CalendarEndpoint`]). Each step is safe to repeat, so a delivery that failed half-way and is
+//! retried finishes without doing anything twice.
 
-use crate::email::send_email;
-use serde_json::{json, Value};
-use shared::config::CalendarSyncConfig;
-use shared::fetch::HttpRequest;
+use serde::Serialize;
 use shared::rest::ServiceRest;
-use shared::upstream::{send, Quote};
-use shared::{outcome, Capability, Delivery, EdgeConfig, EdgeError, Outcome};
+use shared::{Capability, Delivery, EdgeConfig, EdgeError};
 
 use crate::calendar::{self, CalendarError};
+use crate::calendar_endpoint::SignedCalendar;
+use crate::email::ResendMailer;
 use crate::events::{CalendarSync, Collaboration, TripEvent};
 use crate::notifications::{self, Notification, Trip};
+use crate::ports::{CalendarEndpoint, Contact, Mailer, TripStore};
+use crate::store::RestStore;
 
-/// Handles one checked delivery (everything but `test.webhook`).
+/// What a delivery came to: the fields of its answer after `ok`, `event` and `webhook_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TripOutcome {
+    /// Nothing done: what the database says now no longer calls for it.
+    Skipped { skipped: Skip },
+    /// A notification of `notification`'s kind; `notified` is false when this delivery had
+    /// inserted it before. An invitation says what became of its e-mail.
+    Notified {
+        notification: &'static str,
+        notified: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email: Option<EmailSent>,
+    },
+    /// The itinerary posted to the calendar endpoint.
+    Calendar { calendar: CalendarPosted },
+}
+
+/// Why a delivery was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    TripNotFound,
+    LevelUnchanged,
+    NotACollaborator,
+    LevelChangedSince,
+    StillACollaborator,
+    NotAMember,
+}
+
+/// What became of an invitation's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailSent {
+    /// E-mail is not configured.
+    Disabled,
+    /// The invitee has no address.
+    NoAddress,
+    /// Sent (or sent before with the same idempotency key): the provider's message id.
+    Sent(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CalendarPosted {
+    pub events: usize,
+    pub status: u16,
+}
+
+/// Handles one checked delivery (everything but `test.webhook`) with the real ports.
 pub async fn handle(
     event: &TripEvent,
     delivery: &Delivery,
     config: &EdgeConfig,
-) -> Result<Outcome, EdgeError> {
-    let rest = ServiceRest::new(config.supabase()?);
+) -> Result<TripOutcome, EdgeError> {
+    let store = RestStore(ServiceRest::new(config.supabase()?));
+    let mailer = ResendMailer(config);
     let handler = Handler {
-        rest: &rest,
-        config,
+        store: &store,
+        mailer: (!config.is_disabled(Capability::Email)).then_some(&mailer),
+        calendar: &SignedCalendar(config),
+        app_url: config.app_url.as_deref(),
         delivery,
     };
-    match event {
-        // The commonest event, in bursts: its reads are one round trip.
-        TripEvent::CollaboratorAdded(collaboration) => handler.invitation(collaboration).await,
-        _ => match read_trip(&rest, event.trip_id()).await? {
-            None => Ok(skipped("trip_not_found")),
-            Some(trip) => handler.apply(event, &trip).await,
-        },
+    handler.handle(event).await
+}
+
+/// One delivery's handling: the ports it acts through and what it knows of the delivery.
+pub struct Handler<'a, S, M, C> {
+    pub store: &'a S,
+    /// `None` when e-mail is disabled.
+    pub mailer: Option<&'a M>,
+    pub calendar: &'a C,
+    /// The app's base URL, for links in e-mail.
+    pub app_url: Option<&'a str>,
+    pub delivery: &'a Delivery,
+}
+
+impl<S: TripStore, M: Mailer, C: CalendarEndpoint> Handler<'_, S, M, C> {
+    pub async fn handle(&self, event: &TripEvent) -> Result<TripOutcome, EdgeError> {
+        match event {
+            // The commonest event, in bursts: its reads are one round trip.
+            TripEvent::CollaboratorAdded(collaboration) => self.invitation(collaboration).await,
+            _ => match self.store.trip(event.trip_id()).await? {
+                None => Ok(skipped(Skip::TripNotFound)),
+                Some(trip) => self.apply(event, &trip).await,
+            },
+        }
     }
-}
 
-struct Handler<'a> {
-    rest: &'a ServiceRest,
-    config: &'a EdgeConfig,
-    delivery: &'a Delivery,
-}
-
-impl Handler<'_> {
     fn webhook_id(&self) -> Option<&str> {
         self.delivery.webhook_id.as_deref()
     }
 
     /// Acts on what the database says now, not on what the payload says: a delivery may be
     /// stale (the row changed since the trigger fired) or, signed with a leaked secret, forged.
-    /// What no longer holds is `skipped` with the reason.
-    async fn apply(&self, event: &TripEvent, trip: &Trip) -> Result<Outcome, EdgeError> {
+    /// What no longer holds is skipped with the reason.
+    async fn apply(&self, event: &TripEvent, trip: &Trip) -> Result<TripOutcome, EdgeError> {
         let id = self.webhook_id();
         match event {
             TripEvent::CollaboratorAdded(collaboration) => self.invitation(collaboration).await,
@@ -58,265 +118,156 @@ impl Handler<'_> {
                 collaboration,
                 old_level,
             } => match notifications::level_change(trip, collaboration, old_level, id) {
-                None => Ok(skipped("level_unchanged")),
-                Some(notification) => match collaborator_level(self.rest, collaboration).await? {
-                    None => Ok(skipped("not_a_collaborator")),
+                None => Ok(skipped(Skip::LevelUnchanged)),
+                Some(notification) => match self.level_of(collaboration).await? {
+                    None => Ok(skipped(Skip::NotACollaborator)),
                     Some(level) if level != collaboration.permission_level => {
-                        Ok(skipped("level_changed_since"))
+                        Ok(skipped(Skip::LevelChangedSince))
                     }
-                    Some(_) => self.notified(&notification).await,
+                    Some(_) => self.notified(&notification, None).await,
                 },
             },
             TripEvent::CollaboratorRemoved(collaboration) => {
-                if collaborator_level(self.rest, collaboration)
-                    .await?
-                    .is_some()
-                {
-                    return Ok(skipped("still_a_collaborator"));
+                if self.level_of(collaboration).await?.is_some() {
+                    return Ok(skipped(Skip::StillACollaborator));
                 }
-                self.notified(&notifications::removal(trip, collaboration, id))
-                    .await
+                let notification = notifications::removal(trip, collaboration, id);
+                self.notified(&notification, None).await
             }
             TripEvent::BookingConfirmed(booking) => {
-                self.notified(&notifications::booking(trip, booking, true, id))
-                    .await
+                let notification = notifications::booking(trip, booking, true, id);
+                self.notified(&notification, None).await
             }
             TripEvent::BookingCancelled(booking) => {
-                self.notified(&notifications::booking(trip, booking, false, id))
-                    .await
+                let notification = notifications::booking(trip, booking, false, id);
+                self.notified(&notification, None).await
             }
             TripEvent::CalendarSync(sync) => self.sync_calendar(trip, sync).await,
         }
     }
 
+    async fn level_of(&self, collaboration: &Collaboration) -> Result<Option<String>, EdgeError> {
+        self.store
+            .collaborator_level(collaboration.trip_id, &collaboration.user_id)
+            .await
+    }
+
     /// Inserts the notification unless this delivery inserted it already.
-    async fn notify(&self, notification: &Notification) -> Result<bool, EdgeError> {
-        let row = notification.row();
-        let inserted = if notification.dedup_key.is_some() {
-            self.rest
-                .insert_new("notifications", "dedup_key", &row)
-                .await?
-        } else {
-            let request = self.rest.from("notifications").insert(row.to_string());
-            self.rest.rows(request).await?
-        };
-        Ok(!inserted.is_empty())
+    async fn notified(
+        &self,
+        notification: &Notification,
+        email: Option<EmailSent>,
+    ) -> Result<TripOutcome, EdgeError> {
+        Ok(TripOutcome::Notified {
+            notification: notification.kind,
+            notified: self.store.insert_notification(notification).await?,
+            email,
+        })
     }
 
-    async fn notified(&self, notification: &Notification) -> Result<Outcome, EdgeError> {
-        let inserted = self.notify(notification).await?;
-        Ok(outcome([
-            ("notification", json!(notification.kind)),
-            ("notified", json!(inserted)),
-        ]))
-    }
-
-    /// An invitation, from what `invitation_context` says now: the trip, the collaborator's
-    /// current level (the one the invitation names), and both people's contact details.
-    async fn invitation(&self, collaboration: &Collaboration) -> Result<Outcome, EdgeError> {
-        let request = self.rest.rpc(
-            "invitation_context",
-            &json!({
-                "p_trip_id": collaboration.trip_id,
-                "p_user_id": collaboration.user_id,
-                "p_added_by": collaboration.added_by,
-            }),
-        );
-        let context = self.rest.execute(request).await?;
-        let Some(trip) = trip_from_row(&context["trip"]) else {
-            return Ok(skipped("trip_not_found"));
+    /// An invitation, from what the database says now: the trip, the collaborator's current
+    /// level (the one the invitation names), and both people's contact details. The
+    /// notification comes first, then (when e-mail is configured) the e-mail: a retry after an
+    /// e-mail failure finds the notification there and sends the e-mail with the same
+    /// idempotency key, so the provider sends it at most once.
+    async fn invitation(&self, collaboration: &Collaboration) -> Result<TripOutcome, EdgeError> {
+        let context = self.store.invitation_context(collaboration).await?;
+        let Some(trip) = context.trip else {
+            return Ok(skipped(Skip::TripNotFound));
         };
-        let Some(level) = context["permission_level"].as_str() else {
-            return Ok(skipped("not_a_collaborator"));
+        let Some(level) = context.permission_level else {
+            return Ok(skipped(Skip::NotACollaborator));
         };
         let current = Collaboration {
-            permission_level: level.to_owned(),
+            permission_level: level,
             ..collaboration.clone()
         };
-        let people = People {
-            inviter: contact_from_row(&context["inviter"]),
-            invitee: contact_from_row(&context["invitee"]),
-        };
-        self.invite(&trip, &current, people).await
-    }
-
-    /// The invitation: the notification, then (when e-mail is configured) the e-mail. A retry
-    /// after an e-mail failure finds the notification there and sends the e-mail with the same
-    /// idempotency key, so the provider sends it at most once.
-    async fn invite(
-        &self,
-        trip: &Trip,
-        collaboration: &Collaboration,
-        people: People,
-    ) -> Result<Outcome, EdgeError> {
-        let inviter_name = people
+        let inviter = context
             .inviter
             .as_ref()
             .map_or("A fellow traveller", |contact| {
                 contact.display_name.as_str()
             });
-        let notification =
-            notifications::invitation(trip, collaboration, inviter_name, self.webhook_id());
-        let mut result = self.notified(&notification).await?;
-        let email = if self.config.is_disabled(Capability::Email) {
-            json!("disabled")
-        } else {
-            let email_config = self.config.email()?;
-            match people.invitee {
-                None => json!("no_address"),
-                Some(contact) => {
-                    let email = notifications::invitation_email(
-                        &contact.email,
-                        trip,
-                        collaboration,
-                        inviter_name,
-                        self.config.app_url.as_deref(),
-                    );
-                    // Without a webhook-id (legacy signatures) one invitation per trip and user.
-                    let delivery = self
-                        .webhook_id()
-                        .map_or_else(|| format!("trip-{}", trip.id), str::to_owned);
-                    let key =
-                        notifications::email_idempotency_key(&delivery, &collaboration.user_id);
-                    let id = send_email(email_config, &email, &key).await?;
-                    json!({ "sent": id })
-                }
-            }
+        let notification = notifications::invitation(&trip, &current, inviter, self.webhook_id());
+        let inserted = self.store.insert_notification(&notification).await?;
+        let email = match (self.mailer, context.invitee) {
+            (None, _) => EmailSent::Disabled,
+            (Some(_), None) => EmailSent::NoAddress,
+            (Some(mailer), Some(invitee)) => EmailSent::Sent(
+                self.invite(mailer, &invitee, &trip, &current, inviter)
+                    .await?,
+            ),
         };
-        result.insert("email".to_owned(), email);
-        Ok(result)
+        Ok(TripOutcome::Notified {
+            notification: notification.kind,
+            notified: inserted,
+            email: Some(email),
+        })
+    }
+
+    async fn invite(
+        &self,
+        mailer: &M,
+        invitee: &Contact,
+        trip: &Trip,
+        collaboration: &Collaboration,
+        inviter: &str,
+    ) -> Result<String, EdgeError> {
+        let email = notifications::invitation_email(
+            &invitee.email,
+            trip,
+            collaboration,
+            inviter,
+            self.app_url,
+        );
+        // Without a webhook-id (legacy signatures) one invitation per trip and user.
+        let delivery = self
+            .webhook_id()
+            .map_or_else(|| format!("trip-{}", trip.id), str::to_owned);
+        let key = notifications::email_idempotency_key(&delivery, &collaboration.user_id);
+        mailer.send(&email, &key).await
     }
 
     /// The calendar of a member's trip. A payload that makes no valid document is a 400 whoever
     /// sent it; a valid one for someone who is no member of the trip is skipped.
-    async fn sync_calendar(&self, trip: &Trip, sync: &CalendarSync) -> Result<Outcome, EdgeError> {
-        let config = self.config.calendar_sync()?;
-        let document =
-            calendar::itinerary_calendar(&sync.trip, &sync.items, self.delivery.received_at)
-                .map_err(|CalendarError { field, reason }| EdgeError::InvalidField {
-                    field,
-                    reason,
-                })?;
-        if !is_member(self.rest, trip, &sync.user_id).await? {
-            return Ok(skipped("not_a_member"));
+    async fn sync_calendar(
+        &self,
+        trip: &Trip,
+        sync: &CalendarSync,
+    ) -> Result<TripOutcome, EdgeError> {
+        let received_at = self.delivery.received_at;
+        let document = calendar::itinerary_calendar(&sync.trip, &sync.items, received_at)
+            .map_err(|CalendarError { field, reason }| EdgeError::InvalidField { field, reason })?;
+        let member = trip.owner_id == sync.user_id
+            || self
+                .store
+                .collaborator_level(trip.id, &sync.user_id)
+                .await?
+                .is_some();
+        if !member {
+            return Ok(skipped(Skip::NotAMember));
         }
         let message_id = match self.webhook_id() {
             Some(id) => format!("{id}-calendar"),
-            None => format!(
-                "calendar-{}-{}",
-                sync.trip.trip_id, self.delivery.received_at
-            ),
+            None => format!("calendar-{}-{received_at}", sync.trip.trip_id),
         };
-        let status =
-            post_calendar(config, &message_id, self.delivery.received_at, document).await?;
-        Ok(outcome([(
-            "calendar",
-            json!({ "events": sync.items.len(), "status": status }),
-        )]))
+        let status = self
+            .calendar
+            .post(&message_id, received_at, document)
+            .await?;
+        Ok(TripOutcome::Calendar {
+            calendar: CalendarPosted {
+                events: sync.items.len(),
+                status,
+            },
+        })
     }
 }
 
-/// POSTs the document to `CALENDAR_SYNC_URL`, signed with Standard Webhooks.
-async fn post_calendar(
-    config: &CalendarSyncConfig,
-    message_id: &str,
-    timestamp: i64,
-    document: String,
-) -> Result<u16, EdgeError> {
-    let signature = config
-        .secret
-        .sign(message_id, timestamp, document.as_bytes());
-    let request = HttpRequest {
-        method: "POST",
-        url: config.url.clone(),
-        headers: vec![
-            ("content-type", calendar::CONTENT_TYPE.to_owned()),
-            ("webhook-id", message_id.to_owned()),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signature),
-        ],
-        body: Some(document),
-    };
-    let (status, _) = send("calendar", Quote::Code, request).await?;
-    Ok(status)
+fn skipped(skip: Skip) -> TripOutcome {
+    TripOutcome::Skipped { skipped: skip }
 }
 
-fn skipped(reason: &str) -> Outcome {
-    outcome([("skipped", json!(reason))])
-}
-
-/// The collaborator's level on the trip, if `collaboration.user_id` is one.
-async fn collaborator_level(
-    rest: &ServiceRest,
-    collaboration: &Collaboration,
-) -> Result<Option<String>, EdgeError> {
-    let request = rest
-        .from("trip_collaborators")
-        .select("permission_level")
-        .eq("trip_id", collaboration.trip_id.to_string())
-        .eq("user_id", &collaboration.user_id);
-    let rows = rest.rows(request).await?;
-    Ok(rows
-        .first()
-        .and_then(|row| row.get("permission_level"))
-        .and_then(Value::as_str)
-        .map(str::to_owned))
-}
-
-/// Whether `user_id` owns the trip or collaborates on it.
-async fn is_member(rest: &ServiceRest, trip: &Trip, user_id: &str) -> Result<bool, EdgeError> {
-    if trip.owner_id == user_id {
-        return Ok(true);
-    }
-    let request = rest
-        .from("trip_collaborators")
-        .select("user_id")
-        .eq("trip_id", trip.id.to_string())
-        .eq("user_id", user_id);
-    Ok(!rest.rows(request).await?.is_empty())
-}
-
-async fn read_trip(rest: &ServiceRest, trip_id: i64) -> Result<Option<Trip>, EdgeError> {
-    let request = rest
-        .from("trips")
-        .select("id,name,destination,user_id")
-        .eq("id", trip_id.to_string());
-    let rows = rest.rows(request).await?;
-    Ok(rows.first().and_then(trip_from_row))
-}
-
-/// A `trips` row with `id, name, destination, user_id`.
-fn trip_from_row(row: &Value) -> Option<Trip> {
-    let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    Some(Trip {
-        id: row.get("id")?.as_i64()?,
-        name: text("name").to_owned(),
-        destination: text("destination").to_owned(),
-        owner_id: text("user_id").to_owned(),
-    })
-}
-
-struct Contact {
-    email: String,
-    display_name: String,
-}
-
-/// Who sent an invitation and who receives it.
-struct People {
-    inviter: Option<Contact>,
-    invitee: Option<Contact>,
-}
-
-/// A user's address and name as `get_user_contact()` gives them.
-fn contact_from_row(row: &Value) -> Option<Contact> {
-    let email = row.get("email")?.as_str()?.to_owned();
-    let display_name = row
-        .get("display_name")
-        .and_then(Value::as_str)
-        .unwrap_or(&email)
-        .to_owned();
-    Some(Contact {
-        email,
-        display_name,
-    })
-}
+#[cfg(test)]
+#[path = "handlers_tests.rs"]
+mod tests;

@@ -2,12 +2,16 @@
 //! Events arrive as signed webhooks from Postgres.
 
 pub mod calendar;
-mod email;
+mod calendar_endpoint;
+pub mod email;
 pub mod events;
-mod handlers;
+pub mod handlers;
 pub mod notifications;
+pub mod ports;
+mod store;
 
 use events::TripEvent;
+use handlers::TripOutcome;
 use shared::{Capability, Delivery, EdgeConfig, EdgeError, EdgeFunction, Handled};
 
 pub struct TripEvents;
@@ -18,6 +22,7 @@ impl EdgeFunction for TripEvents {
     const OPTIONAL: &'static [Capability] = &[Capability::Email, Capability::CalendarSync];
     const DEDUPLICATED: bool = true;
     type Event = TripEvent;
+    type Outcome = TripOutcome;
 
     fn parse(&self, delivery: &Delivery, config: &EdgeConfig) -> Result<TripEvent, EdgeError> {
         let event = TripEvent::parse(&delivery.event, &delivery.payload)?;
@@ -33,7 +38,7 @@ impl EdgeFunction for TripEvents {
         event: TripEvent,
         delivery: &Delivery,
         config: &EdgeConfig,
-    ) -> Result<Handled, EdgeError> {
+    ) -> Result<Handled<TripOutcome>, EdgeError> {
         handlers::handle(&event, delivery, config)
             .await
             .map(Handled::Done)
