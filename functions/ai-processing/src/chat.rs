@@ -8,14 +8,14 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use shared::clock::Clock;
 use shared::config::OpenAiConfig;
-use shared::rest::ServiceRest;
-use shared::{clock, EdgeConfig, EdgeError, Fields};
+use shared::{EdgeError, Fields};
 
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
-use crate::handlers::{request_embeddings, vector_literal, STORE_CHUNK, TIME_BUDGET_MS};
-use crate::openai;
+use crate::handlers::{vector_literal, DIMENSIONS, STORE_CHUNK, TIME_BUDGET_MS};
 use crate::preferences::{self, Preference};
+use crate::rounds::{self, EmbeddingsApi};
 
 /// Chat-model requests in flight at once for one delivery.
 const CHAT_CONCURRENCY: usize = 8;
@@ -71,16 +71,16 @@ pub struct Capped {
 }
 
 /// A user's message without a session memory, as `pending_chat_messages` returns it.
-#[derive(Debug, Clone)]
-struct PendingMessage {
-    message_id: i64,
-    session_id: String,
-    user_id: String,
-    content: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub message_id: i64,
+    pub session_id: String,
+    pub user_id: String,
+    pub content: String,
 }
 
 impl PendingMessage {
-    fn from_row(row: &Value) -> Option<Self> {
+    pub fn from_row(row: &Value) -> Option<Self> {
         let text = |name: &str| row.get(name)?.as_str().map(str::to_owned);
         Some(Self {
             message_id: row.get("message_id")?.as_i64()?,
@@ -138,36 +138,83 @@ fn assign_readers(messages: &[PendingMessage], granted: &Map<String, Value>) -> 
         .collect()
 }
 
-/// The work of a chat delivery, after its answer. What it does not finish (a provider failure, a
-/// worker that died) leaves messages without a session memory, which the sweep
-/// (`enqueue_chat_messages`) sends again.
-pub(crate) async fn remember(ids: &[i64], config: &EdgeConfig) -> Result<Remembered, EdgeError> {
-    let openai = config.openai()?;
-    let rest = ServiceRest::new(config.supabase()?);
-    remember_messages(&rest, openai, ids).await
+/// What `pending_chat_messages` says of a delivery's messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The users' messages still without a session memory, in id order.
+    pub messages: Vec<PendingMessage>,
+    /// How many of the named messages have one already.
+    pub already_processed: u64,
 }
 
-async fn remember_messages(
-    rest: &ServiceRest,
+/// What one `store_chat_memories` call wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub session_memories: u64,
+    pub preferences: u64,
+}
+
+/// The chat messages and their session memories in the database.
+#[allow(async_fn_in_trait)]
+pub trait ChatStore {
+    async fn pending(&self, ids: &[i64]) -> Result<Pending, EdgeError>;
+    /// Takes up to `wanted[user]` chat-model calls of each user's `per_minute` for this minute;
+    /// how many each user was granted.
+    async fn reserve_chat_model_calls(
+        &self,
+        wanted: &Map<String, Value>,
+        per_minute: u32,
+    ) -> Result<Map<String, Value>, EdgeError>;
+    /// Stores session memories (with their preferences) in one transaction; a message that has
+    /// one already is left as it is.
+    async fn store(&self, rows: &[Value]) -> Result<Stored, EdgeError>;
+}
+
+/// The chat model: a message's travel preferences.
+#[allow(async_fn_in_trait)]
+pub trait ChatModel {
+    /// Asked, and retried as the API asks, until `deadline` (ms).
+    async fn preferences(&self, message: &str, deadline: f64)
+        -> Result<Vec<Preference>, EdgeError>;
+}
+
+/// The ports of a chat delivery's work.
+pub struct ChatPorts<'a, S, M, E, C> {
+    pub store: &'a S,
+    /// `None` without `CHAT_MODEL`: the rules read every message.
+    pub model: Option<&'a M>,
+    pub embeddings: &'a E,
+    pub clock: &'a C,
+}
+
+/// The work of a chat delivery, after its answer: each pending message's preferences (the chat
+/// model for as many as its user's calls allow, the rules for the rest), its session memory
+/// embedded, and both stored. What it does not finish (a provider failure, a worker that died)
+/// leaves messages without a session memory, which the sweep (`enqueue_chat_messages`) sends
+/// again.
+pub async fn remember<S: ChatStore, M: ChatModel, E: EmbeddingsApi, C: Clock>(
+    ports: &ChatPorts<'_, S, M, E, C>,
     openai: &OpenAiConfig,
     ids: &[i64],
 ) -> Result<Remembered, EdgeError> {
-    let request = rest.rpc("pending_chat_messages", &json!({ "p_message_ids": ids }));
-    let pending = rest.execute(request).await?;
-    let messages: Vec<PendingMessage> = pending["messages"]
-        .as_array()
-        .map(|rows| rows.iter().filter_map(PendingMessage::from_row).collect())
-        .unwrap_or_default();
-    let readers = match &openai.chat_model {
-        Some(_) if !messages.is_empty() => {
-            let granted = reserve_chat_model_calls(rest, openai, &messages).await?;
+    let Pending {
+        messages,
+        already_processed,
+    } = ports.store.pending(ids).await?;
+    let readers = match ports.model {
+        Some(_) if !messages.is_empty() && openai.chat_model_calls_per_minute > 0 => {
+            let wanted = wanted_calls(&messages);
+            let granted = ports
+                .store
+                .reserve_chat_model_calls(&wanted, openai.chat_model_calls_per_minute)
+                .await?;
             assign_readers(&messages, &granted)
         }
         _ => vec![Reader::Rules; messages.len()],
     };
     // One budget for the chat model's and the embeddings' retries.
-    let deadline = clock::now_ms() + TIME_BUDGET_MS;
-    let found = read_preferences(openai, &messages, &readers, deadline).await?;
+    let deadline = ports.clock.now_ms() + TIME_BUDGET_MS;
+    let found = read_preferences(ports.model, &messages, &readers, deadline).await?;
 
     let mut provider_calls = 0;
     let texts: Vec<(String, bool)> = messages
@@ -176,7 +223,15 @@ async fn remember_messages(
             preferences::session_memory_text(&m.content, preferences::SESSION_MEMORY_MAX_BYTES)
         })
         .collect();
-    let vectors = embed_texts(openai, &messages, &texts, deadline, &mut provider_calls).await?;
+    let vectors = embed_texts(
+        ports.embeddings,
+        openai,
+        &messages,
+        &texts,
+        deadline,
+        &mut provider_calls,
+    )
+    .await?;
 
     let rows: Vec<Value> = messages
         .iter()
@@ -206,12 +261,11 @@ async fn remember_messages(
     // In calls of STORE_CHUNK: a row carries its vector (about 17 KB as text), and a request
     // body over 8 MiB is refused by the API gateway. What a failed call leaves unstored has no
     // session memory, so a retry or the sweep reads it again.
-    let (mut session_memories, mut preferences) = (0, 0);
+    let mut stored = Stored::default();
     for chunk in rows.chunks(STORE_CHUNK) {
-        let request = rest.rpc("store_chat_memories", &json!({ "p_memories": chunk }));
-        let stored = rest.execute(request).await?;
-        session_memories += stored["session_memories"].as_u64().unwrap_or(0);
-        preferences += stored["preferences"].as_u64().unwrap_or(0);
+        let chunk = ports.store.store(chunk).await?;
+        stored.session_memories += chunk.session_memories;
+        stored.preferences += chunk.preferences;
     }
 
     let by = |wanted: Reader| readers.iter().filter(|r| **r == wanted).count();
@@ -220,61 +274,37 @@ async fn remember_messages(
     let capped = messages.len() - chat_model_calls;
     Ok(Remembered {
         messages: ids.len(),
-        session_memories,
-        already_processed: pending["already_processed"].as_u64().unwrap_or(0),
-        preferences,
+        session_memories: stored.session_memories,
+        already_processed,
+        preferences: stored.preferences,
         extracted_by: ExtractedBy {
             chat_model: chat_model_calls,
             rules: by(Reader::Rules),
         },
         provider_calls,
-        chat_model_capped: (openai.chat_model.is_some() && capped > 0).then_some(Capped {
+        chat_model_capped: (ports.model.is_some() && capped > 0).then_some(Capped {
             messages: capped,
             calls_per_user_per_minute: openai.chat_model_calls_per_minute,
         }),
     })
 }
 
-/// How many chat-model calls each user of `messages` may have now (`reserve_chat_model_calls`
-/// counts them per user and minute in the database, across deliveries).
-async fn reserve_chat_model_calls(
-    rest: &ServiceRest,
-    openai: &OpenAiConfig,
-    messages: &[PendingMessage],
-) -> Result<Map<String, Value>, EdgeError> {
-    if openai.chat_model_calls_per_minute == 0 {
-        return Ok(Map::new());
-    }
-    let request = rest.rpc(
-        "reserve_chat_model_calls",
-        &json!({
-            "p_wanted": wanted_calls(messages),
-            "p_per_minute": openai.chat_model_calls_per_minute,
-        }),
-    );
-    match rest.execute(request).await? {
-        Value::Object(granted) => Ok(granted),
-        _ => Ok(Map::new()),
-    }
-}
-
 /// Each message's preferences, by its reader; chat-model requests run [`CHAT_CONCURRENCY`] at a
 /// time, the answers kept in order.
 async fn read_preferences(
-    openai: &OpenAiConfig,
+    model: Option<&impl ChatModel>,
     messages: &[PendingMessage],
     readers: &[Reader],
     deadline: f64,
 ) -> Result<Vec<Vec<Preference>>, EdgeError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
-    let model = openai.chat_model.as_deref().unwrap_or_default();
     stream::iter(messages.iter().zip(readers))
         .map(|(message, reader)| async move {
-            match reader {
-                Reader::ChatModel => {
-                    ask_chat_model(openai, model, &message.content, deadline).await
+            match (reader, model) {
+                (Reader::ChatModel, Some(model)) => {
+                    model.preferences(&message.content, deadline).await
                 }
-                Reader::Rules => Ok(preferences::extract_by_rules(&message.content)),
+                _ => Ok(preferences::extract_by_rules(&message.content)),
             }
         })
         .buffered(CHAT_CONCURRENCY)
@@ -285,6 +315,7 @@ async fn read_preferences(
 /// The session memories' vectors in pgvector's text form with their message ids, in id order;
 /// blank ones have none.
 async fn embed_texts(
+    api: &impl EmbeddingsApi,
     openai: &OpenAiConfig,
     messages: &[PendingMessage],
     texts: &[(String, bool)],
@@ -305,7 +336,10 @@ async fn embed_texts(
     };
     let mut vectors = Vec::with_capacity(memories.len());
     for batch in &embeddings::plan_batches(&memories, &limits).batches {
-        for (id, vector) in request_embeddings(openai, batch, deadline, provider_calls).await? {
+        let model = &openai.embedding_model;
+        for (id, vector) in
+            rounds::embed(api, model, DIMENSIONS, batch, deadline, provider_calls).await?
+        {
             vectors.push((id, vector_literal(&vector)));
         }
     }
@@ -321,84 +355,6 @@ fn preference_json(preference: &Preference) -> Value {
     })
 }
 
-/// One chat completion with a strict JSON-schema answer, retried as the API asks.
-async fn ask_chat_model(
-    config: &OpenAiConfig,
-    model: &str,
-    message: &str,
-    deadline: f64,
-) -> Result<Vec<Preference>, EdgeError> {
-    let body = json!({
-        "model": model,
-        "messages": preferences::chat_messages(message),
-        "response_format": preferences::response_format(),
-    });
-    let mut calls = 0;
-    let answer = openai::call(config, "chat/completions", &body, deadline, &mut calls).await?;
-    preferences::parse_chat_response(&answer)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(id: i64, user: &str) -> PendingMessage {
-        PendingMessage {
-            message_id: id,
-            session_id: "s".into(),
-            user_id: user.into(),
-            content: "a cheap hostel".into(),
-        }
-    }
-
-    #[test]
-    fn the_first_granted_messages_of_each_user_go_to_the_chat_model() {
-        let messages = [
-            message(1, "ada"),
-            message(2, "bob"),
-            message(3, "ada"),
-            message(4, "ada"),
-            message(5, "cy"),
-        ];
-        assert_eq!(
-            Value::Object(wanted_calls(&messages)),
-            json!({ "ada": 3, "bob": 1, "cy": 1 })
-        );
-        let granted = json!({ "ada": 2, "bob": 0 }).as_object().unwrap().clone();
-        assert_eq!(
-            assign_readers(&messages, &granted),
-            [
-                Reader::ChatModel,
-                Reader::Rules,
-                Reader::ChatModel,
-                Reader::Rules,
-                Reader::Rules
-            ]
-        );
-    }
-
-    #[test]
-    fn message_ids_come_as_a_list_or_as_one_message() {
-        let payload = |value: Value| value.as_object().unwrap().clone();
-        assert_eq!(
-            message_ids(&payload(json!({ "message_ids": [3, 1] }))).unwrap(),
-            [3, 1]
-        );
-        let one = json!({
-            "message_id": 7,
-            "session_id": "0b7c1a4e-2f3d-4c5b-8a9e-1f2d3c4b5a69",
-            "user_id": "0b7c1a4e-2f3d-4c5b-8a9e-1f2d3c4b5a69",
-            "role": "user",
-        });
-        assert_eq!(message_ids(&payload(one)).unwrap(), [7]);
-        for (bad, field) in [
-            (json!({ "message_ids": [0] }), "message_ids"),
-            (json!({ "message_ids": "1,2" }), "message_ids"),
-            (json!({ "message_ids": [1.5] }), "message_ids"),
-            (json!({}), "message_id"),
-        ] {
-            let error = message_ids(&payload(bad.clone())).unwrap_err();
-            assert_eq!(error.field(), Some(field), "{bad}");
-        }
-    }
-}
+#[path = "chat_tests.rs"]
+mod tests;

@@ -1,16 +1,20 @@
-//! ai-processing's events, checked and accepted, and the real ports of the embedding rounds:
-//! the memories' leases through PostgREST's RPCs and the OpenAI-compatible embeddings API.
+//! ai-processing's events, checked and accepted, and the real ports of their work: the memories'
+//! leases and the chat messages through PostgREST's RPCs, and the OpenAI-compatible embeddings
+//! and chat-completions APIs.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shared::clock::SystemClock;
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
 use shared::{Delivery, EdgeConfig, EdgeError, Fields, Handled};
 
-use crate::chat::{self, Remembered};
-use crate::embeddings::{EmbeddingBatch, EmbeddingLimits, PendingMemory};
+use crate::chat::{
+    self, ChatModel, ChatPorts, ChatStore, Pending, PendingMessage, Remembered, Stored,
+};
+use crate::embeddings::{EmbeddingLimits, PendingMemory};
 use crate::openai;
+use crate::preferences::{self, Preference};
 use crate::rounds::{self, Claim, Claimed, Embedded, EmbeddingsApi, Memories, Report, Rounds};
 
 /// `memories.embedding` is `vector(1536)`; any other length is refused before anything is written.
@@ -125,7 +129,7 @@ pub fn accept(event: AiEvent, config: &EdgeConfig) -> Handled<AiOutcome> {
                 messages: Some(message_ids.len()),
             },
             background: Box::pin(async move {
-                chat::remember(&message_ids, &config)
+                remember_messages(&message_ids, &config)
                     .await
                     .map(AiOutcome::Remembered)
             }),
@@ -153,31 +157,29 @@ async fn embed_memories(ids: Option<&[i64]>, config: &EdgeConfig) -> Result<Repo
     rounds::run(&rounds, &memories, &OpenAiEmbeddings(openai), &SystemClock).await
 }
 
+/// A chat delivery's work with the real ports.
+async fn remember_messages(ids: &[i64], config: &EdgeConfig) -> Result<Remembered, EdgeError> {
+    let openai = config.openai()?;
+    let rest = ServiceRest::new(config.supabase()?);
+    let model = openai.chat_model.as_deref().map(|model| OpenAiChat {
+        config: openai,
+        model,
+    });
+    let ports = ChatPorts {
+        store: &RestChat(&rest),
+        model: model.as_ref(),
+        embeddings: &OpenAiEmbeddings(openai),
+        clock: &SystemClock,
+    };
+    chat::remember(&ports, openai, ids).await
+}
+
 /// pgvector's text form, `[0.1,0.2,…]`: shortest round-trip digits, so the stored `real`s are
 /// exactly the received ones, and cheaper for Postgres to read than a JSON array of numbers.
 /// serde_json writes exactly that for finite `f32`s (every parsed component is finite), with
 /// the float formatter the module already carries.
 pub(crate) fn vector_literal(vector: &[f32]) -> String {
     serde_json::to_string(vector).unwrap_or_default()
-}
-
-/// One embeddings request, retried as the API asks within the time budget; its vectors, checked.
-pub(crate) async fn request_embeddings(
-    config: &OpenAiConfig,
-    batch: &EmbeddingBatch,
-    deadline: f64,
-    calls: &mut usize,
-) -> Result<Vec<(i64, Vec<f32>)>, EdgeError> {
-    let api = OpenAiEmbeddings(config);
-    rounds::embed(
-        &api,
-        &config.embedding_model,
-        DIMENSIONS,
-        batch,
-        deadline,
-        calls,
-    )
-    .await
 }
 
 /// The embeddings API of `OPENAI_BASE_URL`.
@@ -191,6 +193,75 @@ impl EmbeddingsApi for OpenAiEmbeddings<'_> {
         calls: &mut usize,
     ) -> Result<Value, EdgeError> {
         openai::call(self.0, "embeddings", body, deadline, calls).await
+    }
+}
+
+/// The chat model of `OPENAI_BASE_URL`: one chat completion with a strict JSON-schema answer.
+struct OpenAiChat<'a> {
+    config: &'a OpenAiConfig,
+    model: &'a str,
+}
+
+impl ChatModel for OpenAiChat<'_> {
+    async fn preferences(
+        &self,
+        message: &str,
+        deadline: f64,
+    ) -> Result<Vec<Preference>, EdgeError> {
+        let body = json!({
+            "model": self.model,
+            "messages": preferences::chat_messages(message),
+            "response_format": preferences::response_format(),
+        });
+        let mut calls = 0;
+        let answer =
+            openai::call(self.config, "chat/completions", &body, deadline, &mut calls).await?;
+        preferences::parse_chat_response(&answer)
+    }
+}
+
+/// The chat messages through PostgREST's RPCs.
+struct RestChat<'a>(&'a ServiceRest);
+
+impl ChatStore for RestChat<'_> {
+    async fn pending(&self, ids: &[i64]) -> Result<Pending, EdgeError> {
+        let request = self
+            .0
+            .rpc("pending_chat_messages", &json!({ "p_message_ids": ids }));
+        let pending = self.0.execute(request).await?;
+        Ok(Pending {
+            messages: pending["messages"]
+                .as_array()
+                .map(|rows| rows.iter().filter_map(PendingMessage::from_row).collect())
+                .unwrap_or_default(),
+            already_processed: pending["already_processed"].as_u64().unwrap_or(0),
+        })
+    }
+
+    async fn reserve_chat_model_calls(
+        &self,
+        wanted: &Map<String, Value>,
+        per_minute: u32,
+    ) -> Result<Map<String, Value>, EdgeError> {
+        let request = self.0.rpc(
+            "reserve_chat_model_calls",
+            &json!({ "p_wanted": wanted, "p_per_minute": per_minute }),
+        );
+        match self.0.execute(request).await? {
+            Value::Object(granted) => Ok(granted),
+            _ => Ok(Map::new()),
+        }
+    }
+
+    async fn store(&self, rows: &[Value]) -> Result<Stored, EdgeError> {
+        let request = self
+            .0
+            .rpc("store_chat_memories", &json!({ "p_memories": rows }));
+        let stored = self.0.execute(request).await?;
+        Ok(Stored {
+            session_memories: stored["session_memories"].as_u64().unwrap_or(0),
+            preferences: stored["preferences"].as_u64().unwrap_or(0),
+        })
     }
 }
 

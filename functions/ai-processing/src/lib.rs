@@ -6,6 +6,8 @@ pub mod embeddings;
 mod handlers;
 pub mod openai;
 mod rounds;
+#[cfg(test)]
+mod test_doubles;
 
 pub use handlers::{events, AiEvent, AiOutcome};
 pub mod preferences;

@@ -102,7 +102,7 @@ pub async fn call_with(
         }
         let remaining_ms = (deadline - clock.now_ms()).max(0.0) as u64;
         let detail = answer.failure.as_deref().unwrap_or(&answer.body);
-        let decision = retry_decision(
+        let decision = RetryPolicy::default().decide(
             answer.status,
             &answer.headers,
             detail,
@@ -164,18 +164,6 @@ impl Default for RetryPolicy {
             max_attempts: 5,
         }
     }
-}
-
-/// [`RetryPolicy::decide`] with the default policy.
-pub fn retry_decision(
-    status: Option<u16>,
-    headers: &[(String, String)],
-    body: &str,
-    attempt: u32,
-    jitter: f64,
-    remaining_budget_ms: u64,
-) -> RetryDecision {
-    RetryPolicy::default().decide(status, headers, body, attempt, jitter, remaining_budget_ms)
 }
 
 impl RetryPolicy {

@@ -21,7 +21,7 @@ fn retry_after(delay_ms: u64) -> RetryDecision {
 #[test]
 fn a_429_waits_as_long_as_openai_asks() {
     let decide = |pairs: &[(&str, &str)]| {
-        retry_decision(Some(429), &headers(pairs), RATE_LIMITED, 1, 0.7, PLENTY)
+        RetryPolicy::default().decide(Some(429), &headers(pairs), RATE_LIMITED, 1, 0.7, PLENTY)
     };
     assert_eq!(decide(&[("retry-after", "1")]), retry_after(1000));
     assert_eq!(decide(&[("Retry-After", "2")]), retry_after(2000));
@@ -60,13 +60,13 @@ fn a_429_waits_as_long_as_openai_asks() {
 
 #[test]
 fn a_429_without_a_wait_backs_off() {
-    let decision = retry_decision(Some(429), &[], RATE_LIMITED, 2, 0.0, PLENTY);
+    let decision = RetryPolicy::default().decide(Some(429), &[], RATE_LIMITED, 2, 0.0, PLENTY);
     assert_eq!(decision, retry_after(500));
 }
 
 #[test]
 fn an_exhausted_quota_gives_up_at_once() {
-    let decision = retry_decision(
+    let decision = RetryPolicy::default().decide(
         Some(429),
         &headers(&[("retry-after", "1")]),
         QUOTA,
@@ -89,31 +89,31 @@ fn an_exhausted_quota_gives_up_at_once() {
 fn server_errors_and_silence_back_off_with_equal_jitter() {
     // Attempt 3: a 2000 ms step, so between 1000 and 2000 ms.
     assert_eq!(
-        retry_decision(Some(500), &[], "", 3, 0.0, PLENTY),
+        RetryPolicy::default().decide(Some(500), &[], "", 3, 0.0, PLENTY),
         retry_after(1000)
     );
     assert_eq!(
-        retry_decision(Some(500), &[], "", 3, 1.0, PLENTY),
+        RetryPolicy::default().decide(Some(500), &[], "", 3, 1.0, PLENTY),
         retry_after(2000)
     );
     assert_eq!(
-        retry_decision(Some(500), &[], "", 3, 0.999_999, PLENTY),
+        RetryPolicy::default().decide(Some(500), &[], "", 3, 0.999_999, PLENTY),
         retry_after(1999)
     );
     assert_eq!(
-        retry_decision(Some(503), &[], "", 1, 0.0, PLENTY),
+        RetryPolicy::default().decide(Some(503), &[], "", 1, 0.0, PLENTY),
         retry_after(250)
     );
     assert_eq!(
-        retry_decision(Some(408), &[], "", 2, 0.5, PLENTY),
+        RetryPolicy::default().decide(Some(408), &[], "", 2, 0.5, PLENTY),
         retry_after(750)
     );
     assert_eq!(
-        retry_decision(None, &[], "connection reset", 4, 0.0, PLENTY),
+        RetryPolicy::default().decide(None, &[], "connection reset", 4, 0.0, PLENTY),
         retry_after(2000)
     );
     assert_eq!(
-        retry_decision(Some(502), &[], "", 1, f64::NAN, PLENTY),
+        RetryPolicy::default().decide(Some(502), &[], "", 1, f64::NAN, PLENTY),
         retry_after(250)
     );
 }
@@ -140,7 +140,7 @@ fn the_backoff_step_is_capped() {
 
 #[test]
 fn a_wait_beyond_the_budget_gives_up() {
-    let decision = retry_decision(
+    let decision = RetryPolicy::default().decide(
         Some(429),
         &headers(&[("retry-after", "10")]),
         RATE_LIMITED,
@@ -161,7 +161,7 @@ fn a_wait_beyond_the_budget_gives_up() {
         "{reason}"
     );
 
-    let decision = retry_decision(Some(500), &[], "", 3, 0.0, 999);
+    let decision = RetryPolicy::default().decide(Some(500), &[], "", 3, 0.0, 999);
     assert!(matches!(
         decision,
         RetryDecision::GiveUp {
@@ -172,7 +172,7 @@ fn a_wait_beyond_the_budget_gives_up() {
     ));
     // Exactly the time left is still allowed.
     assert_eq!(
-        retry_decision(Some(500), &[], "", 3, 0.0, 1000),
+        RetryPolicy::default().decide(Some(500), &[], "", 3, 0.0, 1000),
         retry_after(1000)
     );
 }
@@ -180,10 +180,10 @@ fn a_wait_beyond_the_budget_gives_up() {
 #[test]
 fn attempts_are_capped() {
     assert_eq!(
-        retry_decision(Some(500), &[], "", 4, 0.0, PLENTY),
+        RetryPolicy::default().decide(Some(500), &[], "", 4, 0.0, PLENTY),
         retry_after(2000)
     );
-    let decision = retry_decision(Some(500), &[], "", 5, 0.0, PLENTY);
+    let decision = RetryPolicy::default().decide(Some(500), &[], "", 5, 0.0, PLENTY);
     let RetryDecision::GiveUp { reason, quota, .. } = decision else {
         panic!("expected a give-up after 5 attempts, got {decision:?}");
     };
@@ -195,7 +195,7 @@ fn attempts_are_capped() {
 fn client_errors_are_permanent() {
     let body = r#"{"error":{"message":"Incorrect API key provided: sk-...abcd.","type":"invalid_request_error","code":"invalid_api_key"}}"#;
     for status in [400, 401, 403, 404, 409, 413, 422] {
-        let decision = retry_decision(Some(status), &[], body, 1, 0.0, PLENTY);
+        let decision = RetryPolicy::default().decide(Some(status), &[], body, 1, 0.0, PLENTY);
         let RetryDecision::GiveUp {
             reason,
             quota: false,
@@ -218,7 +218,7 @@ fn client_errors_are_permanent() {
 #[test]
 fn give_up_reasons_are_short() {
     let page = "<html>".repeat(200);
-    let decision = retry_decision(Some(400), &[], &page, 1, 0.0, PLENTY);
+    let decision = RetryPolicy::default().decide(Some(400), &[], &page, 1, 0.0, PLENTY);
     let RetryDecision::GiveUp { reason, .. } = decision else {
         panic!("expected a give-up");
     };

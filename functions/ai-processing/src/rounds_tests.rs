@@ -2,39 +2,15 @@
 //! when the API or the store spend time.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use futures::executor::block_on;
-use serde_json::json;
 
 use super::*;
+use crate::test_doubles::{Answer, TestApi, TestClock};
 
 const DIMENSIONS: usize = 4;
 const BUDGET_MS: f64 = 120_000.0;
-
-/// A clock that moves when something spends time on it.
-#[derive(Default)]
-struct TestClock {
-    now: Cell<f64>,
-}
-
-impl TestClock {
-    fn spend(&self, ms: f64) {
-        self.now.set(self.now.get() + ms);
-    }
-}
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> f64 {
-        self.now.get()
-    }
-    fn jitter(&self) -> f64 {
-        0.5
-    }
-    async fn sleep_ms(&self, ms: u64) {
-        self.spend(ms as f64);
-    }
-}
 
 /// A memory: its content, the lease it is under, whether it has its vector.
 struct Row {
@@ -181,58 +157,6 @@ impl Memories for TestMemories<'_> {
     }
 }
 
-/// What one embeddings request meets.
-enum Answer {
-    /// Vectors of this many dimensions, after this many ms.
-    Vectors {
-        dimensions: usize,
-        ms: f64,
-    },
-    Fails(EdgeError),
-}
-
-/// Answers from a script, then (when it runs out) good vectors at once.
-struct TestApi<'a> {
-    clock: &'a TestClock,
-    script: RefCell<VecDeque<Answer>>,
-    inputs: RefCell<Vec<usize>>,
-}
-
-impl<'a> TestApi<'a> {
-    fn new(clock: &'a TestClock, script: Vec<Answer>) -> Self {
-        Self {
-            clock,
-            script: RefCell::new(script.into()),
-            inputs: RefCell::new(Vec::new()),
-        }
-    }
-}
-
-impl EmbeddingsApi for TestApi<'_> {
-    async fn embeddings(
-        &self,
-        body: &Value,
-        _: f64,
-        calls: &mut usize,
-    ) -> Result<Value, EdgeError> {
-        *calls += 1;
-        let inputs = body["input"].as_array().unwrap().len();
-        self.inputs.borrow_mut().push(inputs);
-        let (dimensions, ms) = match self.script.borrow_mut().pop_front() {
-            None => (DIMENSIONS, 0.0),
-            Some(Answer::Vectors { dimensions, ms }) => (dimensions, ms),
-            Some(Answer::Fails(error)) => return Err(error),
-        };
-        self.clock.spend(ms);
-        let data: Vec<Value> = (0..inputs)
-            .map(|index| {
-                json!({ "object": "embedding", "index": index, "embedding": vec![0.5; dimensions] })
-            })
-            .collect();
-        Ok(json!({ "object": "list", "data": data }))
-    }
-}
-
 fn rounds(max_inputs: usize) -> Rounds<'static> {
     Rounds {
         ids: None,
@@ -259,7 +183,7 @@ fn rate_limited(retry_after_seconds: Option<u64>) -> EdgeError {
 fn everything_pending_is_embedded_and_the_blank_skipped() {
     let clock = TestClock::default();
     let memories = TestMemories::new(&clock, &["ryokans", "  ", "trains"]);
-    let api = TestApi::new(&clock, vec![]);
+    let api = TestApi::new(&clock, DIMENSIONS, vec![]);
     let report = block_on(run(&rounds(2048), &memories, &api, &clock)).unwrap();
     assert_eq!(
         report,
@@ -280,7 +204,7 @@ fn everything_pending_is_embedded_and_the_blank_skipped() {
 fn a_claim_is_embedded_in_as_many_requests_as_the_input_limit_needs() {
     let clock = TestClock::default();
     let memories = TestMemories::many(&clock, 5);
-    let api = TestApi::new(&clock, vec![]);
+    let api = TestApi::new(&clock, DIMENSIONS, vec![]);
     let report = block_on(run(&rounds(2), &memories, &api, &clock)).unwrap();
     assert_eq!((report.embedded, report.provider_calls), (5, 3));
     assert_eq!(*api.inputs.borrow(), [2, 2, 1]);
@@ -298,7 +222,7 @@ fn out_of_budget_the_rounds_stop_before_one_that_cannot_fit_and_ask_for_more() {
         dimensions: DIMENSIONS,
         ms: 45_000.0,
     };
-    let api = TestApi::new(&clock, vec![slow(), slow(), slow()]);
+    let api = TestApi::new(&clock, DIMENSIONS, vec![slow(), slow(), slow()]);
     let report = block_on(run(&rounds(2048), &memories, &api, &clock)).unwrap();
     assert_eq!(memories.claims.get(), 2, "no third claim");
     assert_eq!(report.embedded, 4096);
@@ -313,6 +237,7 @@ fn a_failure_after_some_work_keeps_what_was_stored_and_releases_the_rest() {
     let memories = TestMemories::many(&clock, 5);
     let api = TestApi::new(
         &clock,
+        DIMENSIONS,
         vec![
             Answer::Vectors {
                 dimensions: DIMENSIONS,
@@ -337,7 +262,11 @@ fn a_failure_after_some_work_keeps_what_was_stored_and_releases_the_rest() {
 fn nothing_embedded_is_work_pending_with_the_wait_the_provider_asked_for() {
     let clock = TestClock::default();
     let memories = TestMemories::many(&clock, 3);
-    let api = TestApi::new(&clock, vec![Answer::Fails(rate_limited(Some(20)))]);
+    let api = TestApi::new(
+        &clock,
+        DIMENSIONS,
+        vec![Answer::Fails(rate_limited(Some(20)))],
+    );
     let error = block_on(run(&rounds(2048), &memories, &api, &clock)).unwrap_err();
     assert_eq!(
         error,
@@ -362,7 +291,7 @@ fn a_refusal_is_returned_as_it_came() {
         None,
         "the credentials were refused (check OPENAI_API_KEY) (not retryable)",
     );
-    let api = TestApi::new(&clock, vec![Answer::Fails(refused.clone())]);
+    let api = TestApi::new(&clock, DIMENSIONS, vec![Answer::Fails(refused.clone())]);
     let error = block_on(run(&rounds(2048), &memories, &api, &clock)).unwrap_err();
     assert_eq!(error, refused);
     assert_eq!(error.status(), 424);
@@ -375,6 +304,7 @@ fn vectors_of_the_wrong_dimension_store_nothing_and_leave_the_work_pending() {
     let memories = TestMemories::many(&clock, 3);
     let api = TestApi::new(
         &clock,
+        DIMENSIONS,
         vec![Answer::Vectors {
             dimensions: DIMENSIONS - 1,
             ms: 0.0,
@@ -400,7 +330,7 @@ fn a_failed_store_gives_the_lease_back_before_failing() {
     let clock = TestClock::default();
     let mut memories = TestMemories::many(&clock, 3);
     memories.fail_store = true;
-    let api = TestApi::new(&clock, vec![]);
+    let api = TestApi::new(&clock, DIMENSIONS, vec![]);
     let error = block_on(run(&rounds(2048), &memories, &api, &clock)).unwrap_err();
     assert_eq!(error.status(), 502, "{error}");
     assert_eq!(*memories.released.borrow(), ["lease-1"]);
