@@ -2,7 +2,6 @@
 //! HTTP contract and its single error type, outgoing HTTP (`fetch`, and the PostgREST client on
 //! it), and (on wasm) the seam to JavaScript.
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fetch;

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use shared::clock::Clock;
+use crate::clock::Clock;
 use shared::config::OpenAiConfig;
 use shared::{EdgeError, Fields};
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use shared::clock::SystemClock;
+use crate::clock::SystemClock;
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
 use shared::{Delivery, EdgeConfig, EdgeError, Fields, Handled};

@@ -2,6 +2,7 @@
 //! TripSage. Events arrive as signed webhooks from Postgres.
 
 mod chat;
+pub mod clock;
 pub mod embeddings;
 mod handlers;
 pub mod openai;

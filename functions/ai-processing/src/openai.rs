@@ -11,7 +11,7 @@
 //! [`EdgeError::Upstream`], and the caller leaves its work pending.
 
 use serde_json::Value;
-use shared::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use shared::config::OpenAiConfig;
 use shared::fetch::{fetch, HttpRequest};
 use shared::redact::{clip, without_key_shapes};

@@ -16,7 +16,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use shared::clock::Clock;
+use crate::clock::Clock;
 use shared::EdgeError;
 
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use serde_json::{json, Value};
-use shared::clock::Clock;
+use crate::clock::Clock;
 use shared::EdgeError;
 
 use crate::rounds::EmbeddingsApi;
