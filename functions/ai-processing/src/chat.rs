@@ -8,10 +8,10 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use crate::clock::Clock;
 use shared::config::OpenAiConfig;
 use shared::{EdgeError, Fields};
 
+use crate::clock::Clock;
 use crate::embeddings::{self, EmbeddingLimits, PendingMemory};
 use crate::handlers::{vector_literal, DIMENSIONS, STORE_CHUNK, TIME_BUDGET_MS};
 use crate::preferences::{self, Preference};

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use crate::clock::SystemClock;
 use shared::config::OpenAiConfig;
 use shared::rest::ServiceRest;
 use shared::{Delivery, EdgeConfig, EdgeError, Fields, Handled};
@@ -12,6 +11,7 @@ use shared::{Delivery, EdgeConfig, EdgeError, Fields, Handled};
 use crate::chat::{
     self, ChatModel, ChatPorts, ChatStore, Pending, PendingMessage, Remembered, Stored,
 };
+use crate::clock::SystemClock;
 use crate::embeddings::{EmbeddingLimits, PendingMemory};
 use crate::openai;
 use crate::preferences::{self, Preference};

@@ -11,12 +11,13 @@
 //! [`EdgeError::Upstream`], and the caller leaves its work pending.
 
 use serde_json::Value;
-use crate::clock::{Clock, SystemClock};
 use shared::config::OpenAiConfig;
 use shared::fetch::{fetch, HttpRequest};
 use shared::redact::{clip, without_key_shapes};
 use shared::upstream::{self, Quote};
 use shared::EdgeError;
+
+use crate::clock::{Clock, SystemClock};
 
 /// The name errors from the API carry in [`EdgeError::Upstream`].
 pub const SERVICE: &str = "openai";

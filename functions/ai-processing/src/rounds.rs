@@ -16,9 +16,9 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use crate::clock::Clock;
 use shared::EdgeError;
 
+use crate::clock::Clock;
 use crate::embeddings::{self, EmbeddingBatch, EmbeddingLimits, PendingMemory};
 
 /// A claimed memory, with the hash of the content it was claimed with.

@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use serde_json::{json, Value};
-use crate::clock::Clock;
 use shared::EdgeError;
 
+use crate::clock::Clock;
 use crate::rounds::EmbeddingsApi;
 
 /// A clock that moves when something spends time on it.
